@@ -1,0 +1,44 @@
+# lookaside — every command a user or CI needs. Only python3 and make required.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.install-stamp
+PROTO  := proto/lookaside/v1/load_balancer.proto
+
+.PHONY: install test test-unit test-integration demo proto lint typecheck clean
+
+install: $(STAMP)
+
+# Re-install only when the project's metadata changes; a no-op otherwise.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-unit: install
+	$(BIN)/python -m pytest -q tests/unit
+
+test-integration: install
+	$(BIN)/python -m pytest -q tests/integration
+
+demo: install
+	$(BIN)/lookaside demo
+
+# Regenerate the protobuf/gRPC code from the .proto (output: src/lookaside/v1/).
+proto: install
+	$(BIN)/python -m lookaside._protogen
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+typecheck: install
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis bench-results
