@@ -81,6 +81,10 @@ class Balancer:
             balancer.tracker.forget(backend_id)
         balancer.rebuild(self._registry.endpoints(service), self._now())
 
+    def ejected(self, service: str) -> frozenset[str]:
+        """Backends of the service currently ejected as outliers (none yet)."""
+        return frozenset()
+
     def pick(self, service: str, request: PickRequest) -> Endpoint:
         """The policy's choice, or :class:`NoBackendAvailable` naming the service."""
         balancer = self._services.get(service)

@@ -1,0 +1,5 @@
+import sys
+
+from lookaside.cli import main
+
+sys.exit(main())

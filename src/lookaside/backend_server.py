@@ -1,0 +1,118 @@
+"""``lookaside backend``: serve ``Compute`` and keep the LB informed.
+
+Start-up: listen (port 0 picks a free one), report SERVING on health, then
+register with the LB using the real port. Shutdown on SIGTERM/SIGINT:
+deregister, keep serving for a short drain period (picks handed out just
+before the deregistration still arrive), finish the tasks in flight, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+
+from grpc import aio
+
+from lookaside import serving
+from lookaside.compute_service import ComputeService, WorkMode
+from lookaside.load_source import LoadMode, LoadSource
+from lookaside.model import DEFAULT_SERVICE
+from lookaside.reporter import LoadReporter
+from lookaside.v1 import load_balancer_pb2 as pb
+from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
+
+log = logging.getLogger("lookaside.backend")
+
+COMPUTE_SERVICE = pb.DESCRIPTOR.services_by_name["Compute"].full_name
+
+
+def default_backend_id() -> str:
+    return f"backend-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """Everything ``lookaside backend`` can be told on its command line."""
+
+    lb: str = "127.0.0.1:50051"
+    host: str = "127.0.0.1"
+    port: int = 0  # 0 = any free port; the real one is registered
+    advertise_host: str = ""  # address clients dial; empty = host
+    id: str = ""  # empty = a random unique id
+    service: str = DEFAULT_SERVICE
+    workers: int = 4
+    work_ms: float = 0.0
+    work_mode: WorkMode = WorkMode.SLEEP
+    max_queue: int = 1000
+    weight: float = 1.0
+    report_interval: float = 1.0
+    load_mode: LoadMode = LoadMode.REAL
+    drain_seconds: float = 0.5  # keep serving after deregistering
+    shutdown_grace: float = 30.0  # longest wait for tasks in flight
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError("--workers must be at least 1")
+        if self.work_ms < 0 or self.report_interval <= 0:
+            raise ValueError("--work-ms must be >= 0 and --report-interval > 0")
+        if self.host in ("0.0.0.0", "::") and not self.advertise_host:
+            raise ValueError("listening on all interfaces needs --advertise-host")
+
+
+class BackendServer:
+    def __init__(self, config: BackendConfig) -> None:
+        self.config = config
+        self.id = config.id or default_backend_id()
+        self.compute = ComputeService(
+            self.id, config.workers, config.work_ms, config.work_mode, config.max_queue
+        )
+        self._server = serving.new_server()
+        pb_grpc.add_ComputeServicer_to_server(self.compute, self._server)
+        self._health = serving.add_health_and_reflection(self._server, [COMPUTE_SERVICE])
+        self._lb_channel: aio.Channel | None = None
+        self.reporter: LoadReporter | None = None
+        self.port = 0
+
+    async def start(self) -> int:
+        config = self.config
+        self.port = serving.bind(self._server, config.host, config.port)
+        await self._server.start()
+        await serving.set_serving(self._health, [COMPUTE_SERVICE], True)
+        log.info("listening on %s:%d id=%s", config.host, self.port, self.id)
+        registration = pb.BackendInfo(
+            id=self.id,
+            address=config.advertise_host or config.host,
+            port=self.port,
+            service_name=config.service,
+            capacity=config.workers,
+            weight=config.weight,
+        )
+        source = LoadSource(self.compute, config.load_mode)
+        self._lb_channel = aio.insecure_channel(config.lb)
+        self.reporter = LoadReporter(
+            self._lb_channel, registration, source.report, config.report_interval
+        )
+        self.reporter.start()
+        return self.port
+
+    async def stop(self) -> None:
+        await serving.set_serving(self._health, [COMPUTE_SERVICE], False)
+        if self.reporter is not None:
+            await self.reporter.stop()
+        await asyncio.sleep(self.config.drain_seconds)
+        await self._server.stop(self.config.shutdown_grace)
+        self.compute.close()
+        if self._lb_channel is not None:
+            await self._lb_channel.close()
+        log.info("stopped id=%s completed=%d", self.id, self.compute.counters.completed)
+
+
+async def serve(config: BackendConfig) -> int:
+    server = BackendServer(config)
+    await server.start()
+    sig = await serving.wait_for_signal()
+    log.info("stopping on %s id=%s", sig.name, server.id)
+    await server.stop()
+    return 0

@@ -1,0 +1,1 @@
+"""One module per ``lookaside`` subcommand (see :mod:`lookaside.cli`)."""

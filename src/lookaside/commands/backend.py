@@ -1,0 +1,84 @@
+"""``lookaside backend``: run one backend server."""
+
+from __future__ import annotations
+
+import argparse
+
+from lookaside import backend_server, serving
+from lookaside.compute_service import WorkMode
+from lookaside.load_source import LoadMode
+
+NAME = "backend"
+HELP = "run a backend that serves the compute task and reports load to the LB"
+DESCRIPTION = (
+    "Run a backend: serves lookaside.v1.Compute (reverse a string after simulated work), "
+    "registers with the LB, streams load reports, re-registers if the LB forgets it, and "
+    "on SIGTERM/SIGINT deregisters, finishes its tasks in flight and exits 0."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lb", default="127.0.0.1:50051", help="the LB server, HOST:PORT")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--port", type=int, default=0, help="port to listen on (0 = any free port, registered)"
+    )
+    parser.add_argument(
+        "--advertise-host", default="", help="address clients should dial (default: --host)"
+    )
+    parser.add_argument("--id", default="", help="unique backend id (default: a random one)")
+    parser.add_argument("--service", default="compute", help="service name to register under")
+    parser.add_argument("--workers", type=int, default=4, help="tasks served at the same time")
+    parser.add_argument(
+        "--work-ms", type=float, default=0.0, help="simulated work per task, in milliseconds"
+    )
+    parser.add_argument(
+        "--work-mode",
+        choices=[m.value for m in WorkMode],
+        default=WorkMode.SLEEP.value,
+        help="sleep = wait without CPU; cpu = burn CPU for the work time",
+    )
+    parser.add_argument(
+        "--max-queue",
+        type=int,
+        default=1000,
+        help="tasks that may wait for a worker; beyond it: RESOURCE_EXHAUSTED",
+    )
+    parser.add_argument(
+        "--weight", type=float, default=1.0, help="static weight for weighted policies"
+    )
+    parser.add_argument(
+        "--report-interval", type=float, default=1.0, help="seconds between load reports"
+    )
+    parser.add_argument(
+        "--load",
+        choices=[m.value for m in LoadMode],
+        default=LoadMode.REAL.value,
+        help="real = (running + queued) / workers; simulated = a random walk as in the seed",
+    )
+    parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=0.5,
+        help="on shutdown, keep serving this long after deregistering",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    config = backend_server.BackendConfig(
+        lb=args.lb,
+        host=args.host,
+        port=args.port,
+        advertise_host=args.advertise_host,
+        id=args.id,
+        service=args.service,
+        workers=args.workers,
+        work_ms=args.work_ms,
+        work_mode=WorkMode(args.work_mode),
+        max_queue=args.max_queue,
+        weight=args.weight,
+        report_interval=args.report_interval,
+        load_mode=LoadMode(args.load),
+        drain_seconds=args.drain_seconds,
+    )
+    return serving.run(backend_server.serve(config))

@@ -1,0 +1,52 @@
+"""``lookaside client``: ask the LB for a backend and run one task on it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from lookaside.client import BlockingLookasideClient, LookasideError
+
+NAME = "client"
+HELP = "send one compute task: ask the LB, then call the chosen backend"
+DESCRIPTION = (
+    "Ask the LB for a backend (GetBackend), send it TEXT to reverse (ComputeTask), and "
+    "print the result and which backend served it. Fails over to another backend on errors."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("text", metavar="TEXT", help="the string to reverse")
+    parser.add_argument("--lb", default="127.0.0.1:50051", help="the LB server, HOST:PORT")
+    parser.add_argument("--service", default="compute", help="service to ask for")
+    parser.add_argument(
+        "--timeout", type=float, default=10.0, help="deadline for the whole request, seconds"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with result, backend_id and latency_ms",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        with BlockingLookasideClient(args.lb, args.service, timeout=args.timeout) as client:
+            reply = client.compute(args.text)
+    except LookasideError as error:
+        print(f"lookaside client: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "result": reply.result,
+                    "backend_id": reply.backend_id,
+                    "latency_ms": round(reply.latency_ms, 3),
+                }
+            )
+        )
+    else:
+        print(f"{reply.result}  (served by {reply.backend_id} in {reply.latency_ms:.1f} ms)")
+    return 0

@@ -1,0 +1,84 @@
+"""``lookaside lb``: run the LB server."""
+
+from __future__ import annotations
+
+import argparse
+
+from lookaside import lb_server, policies, serving
+
+NAME = "lb"
+HELP = "run the load balancer server"
+DESCRIPTION = (
+    "Run the LB server. Backends register with it and report their load; clients call "
+    "GetBackend and get the best backend under the policy. Serves grpc.health.v1 "
+    "(SERVING once ready) and server reflection."
+)
+
+
+def parse_service_policy(text: str) -> tuple[str, str]:
+    service, sep, policy = text.partition("=")
+    if not sep or not service or policy not in policies.POLICIES:
+        raise argparse.ArgumentTypeError(
+            f"expected SERVICE=POLICY with POLICY one of {', '.join(policies.POLICIES)}"
+        )
+    return service, policy
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--port", type=int, default=50051, help="port to listen on (0 = any free port, logged)"
+    )
+    parser.add_argument(
+        "--policy",
+        default="least_load",
+        choices=sorted(policies.POLICIES),
+        help="how to choose a backend for GetBackend (default for every service)",
+    )
+    parser.add_argument(
+        "--service-policy",
+        action="append",
+        default=[],
+        type=parse_service_policy,
+        metavar="SERVICE=POLICY",
+        help="use another policy for one service (repeatable)",
+    )
+    parser.add_argument(
+        "--ttl",
+        type=float,
+        default=5.0,
+        help="seconds a backend may go without reporting before it is evicted",
+    )
+    parser.add_argument(
+        "--report-interval",
+        type=float,
+        default=1.0,
+        help="how often backends are told to report load (seconds; below --ttl)",
+    )
+    parser.add_argument(
+        "--max-backends", type=int, default=1024, help="most backends one service may have"
+    )
+    parser.add_argument(
+        "--max-streams", type=int, default=4096, help="most load streams open at once"
+    )
+    parser.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=64 * 1024,
+        help="largest request message the LB accepts",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    config = lb_server.LbConfig(
+        host=args.host,
+        port=args.port,
+        policy=args.policy,
+        service_policies=dict(args.service_policy),
+        ttl=args.ttl,
+        report_interval=args.report_interval,
+        max_backends=args.max_backends,
+        max_streams=args.max_streams,
+        max_message_bytes=args.max_message_bytes,
+    )
+    return serving.run(lb_server.serve(config))

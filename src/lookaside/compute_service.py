@@ -1,0 +1,128 @@
+"""The backend's ``lookaside.v1.Compute`` servicer: the seed's dummy task.
+
+``ComputeTask`` reverses the input after some simulated work. At most
+``workers`` tasks run at once; the rest wait in a queue whose length is what
+the backend reports as load (``(running + queued) / workers``). A queue longer
+than ``max_queue`` is answered with ``RESOURCE_EXHAUSTED`` at once, so a client
+retries elsewhere instead of waiting behind an overloaded backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from lookaside.v1 import load_balancer_pb2 as pb
+from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
+
+MAX_INPUT_CHARS = 1_000_000
+
+
+class WorkMode(Enum):
+    SLEEP = "sleep"  # wait without using CPU, like a call to a slow dependency
+    CPU = "cpu"  # spin on the CPU, so CPU utilisation figures mean something
+
+
+@dataclass
+class TaskCounters:
+    """Running totals the load reporter turns into rates and utilisation."""
+
+    running: int = 0
+    queued: int = 0
+    completed: int = 0
+    failed: int = 0
+    rejected: int = 0
+    busy_seconds: float = 0.0  # worker-seconds spent on tasks, for utilisation over time
+
+
+def _spin(seconds: float) -> None:
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        pass
+
+
+class ComputeService(pb_grpc.ComputeServicer):
+    def __init__(
+        self,
+        backend_id: str,
+        workers: int,
+        work_ms: float,
+        work_mode: WorkMode = WorkMode.SLEEP,
+        max_queue: int = 1000,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        self.backend_id = backend_id
+        self.workers = workers
+        self.work_seconds = work_ms / 1000.0
+        self.work_mode = work_mode
+        self.max_queue = max_queue
+        self.counters = TaskCounters()
+        self._slots = asyncio.Semaphore(workers)
+        self._executor = (
+            ThreadPoolExecutor(workers, thread_name_prefix="work") if work_mode is WorkMode.CPU else None
+        )
+
+    def load(self) -> float:
+        """(tasks running + queued) / workers: 0 idle, 1 all busy, above 1 queueing."""
+        return (self.counters.running + self.counters.queued) / self.workers
+
+    def utilization(self) -> float:
+        return self.counters.running / self.workers
+
+    async def _work(self) -> None:
+        if self.work_seconds <= 0:
+            return
+        if self._executor is None:
+            await asyncio.sleep(self.work_seconds)
+        else:
+            await asyncio.get_running_loop().run_in_executor(
+                self._executor, _spin, self.work_seconds
+            )
+
+    async def ComputeTask(
+        self, request: pb.TaskRequest, context: aio.ServicerContext[Any, Any]
+    ) -> pb.TaskResponse:
+        if len(request.input) > MAX_INPUT_CHARS:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"input: {len(request.input)} characters, the limit is {MAX_INPUT_CHARS}",
+            )
+        counters = self.counters
+        if counters.queued >= self.max_queue:
+            counters.rejected += 1
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"backend {self.backend_id} is overloaded: {counters.queued} tasks queued "
+                f"(max {self.max_queue})",
+            )
+        counters.queued += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            counters.queued -= 1
+        counters.running += 1
+        started = time.perf_counter()
+        try:
+            await self._work()
+            result = request.input[::-1]
+        except BaseException:
+            counters.failed += 1
+            raise
+        finally:
+            counters.running -= 1
+            counters.busy_seconds += time.perf_counter() - started
+            self._slots.release()
+        counters.completed += 1
+        return pb.TaskResponse(result=result, backend_id=self.backend_id)
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)

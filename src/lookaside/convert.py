@@ -1,0 +1,70 @@
+"""Protobuf <-> model translation, with validation on the way in.
+
+Servicers call these so that every field a caller controls is checked in one
+place and a bad one becomes ``INVALID_ARGUMENT`` naming the field.
+"""
+
+from __future__ import annotations
+
+from lookaside import validation
+from lookaside.model import Endpoint, LoadMetrics, PickRequest
+from lookaside.registry import Registration
+from lookaside.v1 import load_balancer_pb2 as pb
+
+MAX_EXCLUDE_IDS = 64
+
+
+def registration_from_pb(info: pb.BackendInfo) -> Registration:
+    return Registration(
+        id=validation.backend_id(info.id),
+        address=validation.address(info.address),
+        port=validation.port(info.port),
+        service=validation.service_name(info.service_name),
+        capacity=validation.capacity(info.capacity),
+        weight=validation.weight(info.weight),
+        load=validation.load(info.load),
+    )
+
+
+def report_from_pb(report: pb.LoadReport) -> tuple[str, float, LoadMetrics]:
+    """The id, load and ORCA-shaped metrics of a load report, validated."""
+    backend_id = validation.backend_id(report.id)
+    load = validation.load(report.load)
+    metrics = LoadMetrics(
+        cpu_utilization=validation.load(report.cpu_utilization, "cpu_utilization"),
+        application_utilization=validation.load(
+            report.application_utilization, "application_utilization"
+        ),
+        rps_fractional=validation.load(report.rps_fractional, "rps_fractional"),
+        eps=validation.load(report.eps, "eps"),
+        mem_utilization=validation.load(report.mem_utilization, "mem_utilization"),
+        named=validation.named_metrics(dict(report.named_metrics)),
+    )
+    return backend_id, load, metrics
+
+
+def pick_request_from_pb(request: pb.ServerRequest) -> tuple[str, PickRequest]:
+    """The service name and the pick request a client sent, validated."""
+    service = validation.service_name(request.service_name)
+    if len(request.exclude_ids) > MAX_EXCLUDE_IDS:
+        raise validation.InvalidArgument(
+            "exclude_ids", f"has {len(request.exclude_ids)} entries, the limit is {MAX_EXCLUDE_IDS}"
+        )
+    return service, PickRequest(
+        client_id=validation.client_id(request.client_id),
+        hash_key=validation.client_id(request.hash_key, "hash_key"),
+        exclude_ids=frozenset(request.exclude_ids),
+    )
+
+
+def endpoint_to_pb(endpoint: Endpoint, ejected: bool = False) -> pb.BackendInfo:
+    return pb.BackendInfo(
+        id=endpoint.id,
+        address=endpoint.address,
+        port=endpoint.port,
+        load=endpoint.load,
+        service_name=endpoint.service,
+        capacity=endpoint.capacity,
+        weight=endpoint.weight,
+        ejected=ejected,
+    )

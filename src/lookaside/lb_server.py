@@ -1,0 +1,114 @@
+"""``lookaside lb``: the LB server's lifecycle (configure, serve, sweep leases, stop)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from lookaside import policies, serving
+from lookaside.balancer import Balancer
+from lookaside.lb_service import DEFAULT_MAX_STREAMS, LoadBalancerService
+from lookaside.registry import DEFAULT_MAX_BACKENDS, DEFAULT_TTL, InMemoryRegistry
+from lookaside.v1 import load_balancer_pb2 as pb
+from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
+
+log = logging.getLogger("lookaside.lb")
+
+LB_SERVICE = pb.DESCRIPTOR.services_by_name["LoadBalancer"].full_name
+
+
+@dataclass(frozen=True)
+class LbConfig:
+    """Everything ``lookaside lb`` can be told on its command line."""
+
+    host: str = "127.0.0.1"
+    port: int = 50051  # 0 = any free port (logged)
+    policy: str = "least_load"  # default policy for every service
+    service_policies: Mapping[str, str] = field(default_factory=dict)  # service -> policy
+    ttl: float = DEFAULT_TTL  # seconds a backend may stay silent before eviction
+    report_interval: float = 1.0  # how often backends are asked to report
+    max_backends: int = DEFAULT_MAX_BACKENDS  # per service
+    max_streams: int = DEFAULT_MAX_STREAMS  # concurrent StreamLoad calls
+    max_message_bytes: int = 64 * 1024  # LB API messages are small; bigger ones are refused
+
+    def __post_init__(self) -> None:
+        for name in (self.policy, *self.service_policies.values()):
+            if name not in policies.POLICIES:
+                raise ValueError(f"unknown policy {name!r}; choose from {sorted(policies.POLICIES)}")
+        if self.ttl <= 0 or self.report_interval <= 0:
+            raise ValueError("ttl and report interval must be positive")
+        if self.report_interval >= self.ttl:
+            raise ValueError("report interval must be shorter than the ttl")
+
+
+class LbServer:
+    """An LB server in this process (the CLI runs one; tests may run several)."""
+
+    def __init__(
+        self,
+        config: LbConfig,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.registry = InMemoryRegistry(config.ttl, clock, config.max_backends)
+        self.balancer = Balancer(
+            self.registry, config.policy, config.service_policies, rng=rng, clock=clock
+        )
+        self.service = LoadBalancerService(
+            self.registry, self.balancer, config.report_interval, config.max_streams
+        )
+        self._server = serving.new_server(config.max_message_bytes)
+        pb_grpc.add_LoadBalancerServicer_to_server(self.service, self._server)
+        self._health = serving.add_health_and_reflection(self._server, [LB_SERVICE])
+        self._sweeper: asyncio.Task[None] | None = None
+        self.port = 0
+
+    async def start(self) -> int:
+        self.port = serving.bind(self._server, self.config.host, self.config.port)
+        await self._server.start()
+        self._sweeper = asyncio.create_task(self._sweep_leases())
+        await serving.set_serving(self._health, [LB_SERVICE], True)
+        log.info(
+            "listening on %s:%d policy=%s ttl=%gs",
+            self.config.host,
+            self.port,
+            self.config.policy,
+            self.config.ttl,
+        )
+        return self.port
+
+    async def _sweep_leases(self) -> None:
+        period = min(self.config.ttl / 5, 0.5)
+        while True:
+            await asyncio.sleep(period)
+            for endpoint in self.registry.expire():
+                log.info(
+                    "evicted id=%s service=%s reason=lease expired (ttl %gs)",
+                    endpoint.id,
+                    endpoint.service,
+                    self.config.ttl,
+                )
+
+    async def stop(self, grace: float = 1.0) -> None:
+        await serving.set_serving(self._health, [LB_SERVICE], False)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await self._server.stop(grace)
+
+
+async def serve(config: LbConfig) -> int:
+    """Run until SIGTERM/SIGINT; the CLI's exit code."""
+    server = LbServer(config)
+    await server.start()
+    sig = await serving.wait_for_signal()
+    log.info("stopping on %s", sig.name)
+    await server.stop()
+    return 0

@@ -1,0 +1,178 @@
+"""The ``lookaside.v1.LoadBalancer`` servicer: validate, call the core, map errors.
+
+It holds no state of its own beyond which load stream currently speaks for
+which backend; membership lives in the registry, choices in the balancer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from grpc import aio
+
+from lookaside import convert, validation
+from lookaside.balancer import Balancer
+from lookaside.errors import InvalidArgument, LookasideError, ResourceExhausted
+from lookaside.registry import InMemoryRegistry
+from lookaside.status import abort_with
+from lookaside.v1 import load_balancer_pb2 as pb
+from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
+
+log = logging.getLogger("lookaside.lb")
+
+Context = aio.ServicerContext[Any, Any]
+#: Receives (service, per-backend (id, finished, failed)) from client stats reports.
+ClientStatsSink = Callable[[str, list[tuple[str, int, int]]], None]
+
+DEFAULT_MAX_STREAMS = 4096
+MAX_STATS_ENTRIES = 1024
+
+
+class LoadBalancerService(pb_grpc.LoadBalancerServicer):
+    def __init__(
+        self,
+        registry: InMemoryRegistry,
+        balancer: Balancer,
+        report_interval: float,
+        max_streams: int = DEFAULT_MAX_STREAMS,
+        client_stats_sink: ClientStatsSink | None = None,
+        client_stats_interval: float = 2.0,
+    ) -> None:
+        self._registry = registry
+        self._balancer = balancer
+        self._report_interval = report_interval
+        self._max_streams = max_streams
+        self._stream_owner: dict[str, object] = {}  # backend id -> token of its open stream
+        self._open_streams = 0
+        self._client_stats_sink = client_stats_sink
+        self._client_stats_interval = client_stats_interval
+
+    def _ok(self, message: str) -> pb.RegisterResponse:
+        return pb.RegisterResponse(
+            success=True,
+            message=message,
+            lease_ttl_seconds=self._registry.ttl,
+            report_interval_seconds=self._report_interval,
+        )
+
+    async def RegisterBackend(self, request: pb.BackendInfo, context: Context) -> pb.RegisterResponse:
+        try:
+            registration = convert.registration_from_pb(request)
+            created = self._registry.register(registration)
+        except LookasideError as error:
+            await abort_with(context, error)
+        if created:
+            log.info(
+                "registered id=%s service=%s target=%s:%d capacity=%d",
+                registration.id,
+                registration.service,
+                registration.address,
+                registration.port,
+                registration.capacity,
+            )
+            return self._ok(f"registered {registration.id}")
+        return self._ok(f"renewed {registration.id}")
+
+    async def ReportLoad(self, request: pb.LoadReport, context: Context) -> pb.RegisterResponse:
+        try:
+            backend_id, load, metrics = convert.report_from_pb(request)
+            self._registry.report(backend_id, load, metrics)
+        except LookasideError as error:
+            await abort_with(context, error)
+        return self._ok("load recorded")
+
+    async def StreamLoad(
+        self, request_iterator: AsyncIterator[pb.LoadReport], context: Context
+    ) -> pb.RegisterResponse:
+        if self._open_streams >= self._max_streams:
+            await abort_with(
+                context, ResourceExhausted(f"{self._open_streams} load streams are open already")
+            )
+        self._open_streams += 1
+        token = object()
+        backend_id: str | None = None
+        try:
+            async for report in request_iterator:
+                try:
+                    reported_id, load, metrics = convert.report_from_pb(report)
+                    if backend_id is None:
+                        backend_id = reported_id
+                        self._registry.report(backend_id, load, metrics)
+                        self._stream_owner[backend_id] = token
+                    elif reported_id != backend_id:
+                        raise InvalidArgument(
+                            "id", f"this stream speaks for {backend_id!r}, not {reported_id!r}"
+                        )
+                    else:
+                        self._registry.report(backend_id, load, metrics)
+                except LookasideError as error:
+                    await abort_with(context, error)
+            return self._ok("stream closed")
+        finally:
+            self._open_streams -= 1
+            if backend_id is not None and self._stream_owner.get(backend_id) is token:
+                del self._stream_owner[backend_id]
+                if self._registry.mark_down(backend_id) is not None:
+                    log.info("marked down id=%s reason=load stream ended", backend_id)
+
+    async def GetBackend(self, request: pb.ServerRequest, context: Context) -> pb.BackendInfo:
+        try:
+            service, pick_request = convert.pick_request_from_pb(request)
+            endpoint = self._balancer.pick(service, pick_request)
+        except LookasideError as error:
+            await abort_with(context, error)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("picked id=%s service=%s client=%s", endpoint.id, service, request.client_id)
+        return convert.endpoint_to_pb(endpoint)
+
+    async def Deregister(self, request: pb.DeregisterRequest, context: Context) -> pb.RegisterResponse:
+        try:
+            backend_id = validation.backend_id(request.id)
+            endpoint = self._registry.deregister(backend_id)
+        except LookasideError as error:
+            await abort_with(context, error)
+        self._stream_owner.pop(backend_id, None)
+        log.info("deregistered id=%s service=%s", backend_id, endpoint.service)
+        return self._ok(f"deregistered {backend_id}")
+
+    async def ListBackends(
+        self, request: pb.ListBackendsRequest, context: Context
+    ) -> pb.ListBackendsResponse:
+        try:
+            service = validation.service_name(request.service_name)
+        except LookasideError as error:
+            await abort_with(context, error)
+        ejected = self._balancer.ejected(service)
+        return pb.ListBackendsResponse(
+            backends=[
+                convert.endpoint_to_pb(e, e.id in ejected) for e in self._registry.endpoints(service)
+            ],
+            policy=self._balancer.policy_name(service),
+        )
+
+    async def ReportClientStats(
+        self, request: pb.ClientStats, context: Context
+    ) -> pb.ClientStatsResponse:
+        try:
+            service = validation.service_name(request.service_name)
+            validation.client_id(request.client_id)
+            if len(request.per_backend) > MAX_STATS_ENTRIES:
+                raise InvalidArgument(
+                    "per_backend", f"has {len(request.per_backend)} entries (limit {MAX_STATS_ENTRIES})"
+                )
+            entries = []
+            for stats in request.per_backend:
+                validation.backend_id(stats.backend_id, "per_backend.backend_id")
+                if stats.calls_finished < 0 or not 0 <= stats.calls_failed <= stats.calls_finished:
+                    raise InvalidArgument(
+                        "per_backend",
+                        f"{stats.backend_id}: need 0 <= calls_failed <= calls_finished",
+                    )
+                entries.append((stats.backend_id, stats.calls_finished, stats.calls_failed))
+        except LookasideError as error:
+            await abort_with(context, error)
+        if self._client_stats_sink is not None:
+            self._client_stats_sink(service, entries)
+        return pb.ClientStatsResponse(report_interval_seconds=self._client_stats_interval)

@@ -1,0 +1,152 @@
+"""Keeps a backend registered with the LB and its load known there.
+
+The loop: register (retrying with jittered exponential back-off until the LB
+answers), then hold a ``StreamLoad`` stream open and send a report every
+interval. ``NOT_FOUND`` (the LB restarted and forgot us) or a broken stream
+sends us back to registering. ``stop()`` deregisters first, so the LB stops
+handing us out before we stop serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator, Callable, Sequence
+
+import grpc
+from grpc import aio
+
+from lookaside.v1 import load_balancer_pb2 as pb
+from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
+
+log = logging.getLogger("lookaside.backend")
+
+Metadata = Sequence[tuple[str, str]]
+RPC_TIMEOUT = 3.0
+MAX_BACKOFF = 5.0
+
+
+class Backoff:
+    """Exponential back-off with full jitter (AWS architecture blog's variant)."""
+
+    def __init__(self, base: float = 0.1, cap: float = MAX_BACKOFF, rng: random.Random | None = None):
+        self._base, self._cap = base, cap
+        self._rng = rng or random.Random()
+        self._attempt = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self._cap, self._base * 2**self._attempt)
+        self._attempt += 1
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+
+class LoadReporter:
+    def __init__(
+        self,
+        channel: aio.Channel,
+        registration: pb.BackendInfo,
+        make_report: Callable[[], pb.LoadReport],
+        interval: float,
+        metadata: Metadata = (),
+    ) -> None:
+        self._stub = pb_grpc.LoadBalancerStub(channel)
+        self._registration = registration
+        self._make_report = make_report
+        self._interval = interval
+        self._metadata = tuple(metadata)
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.registered = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="load-reporter")
+
+    async def _register(self, backoff: Backoff) -> float:
+        """Register until it works; returns the report interval to use."""
+        backend_id = self._registration.id
+        while not self._stopping.is_set():
+            try:
+                response = await self._stub.RegisterBackend(
+                    self._registration, timeout=RPC_TIMEOUT, metadata=self._metadata
+                )
+            except aio.AioRpcError as error:
+                delay = backoff.next_delay()
+                log.warning(
+                    "register failed id=%s code=%s detail=%r retry_in=%.2fs",
+                    backend_id,
+                    error.code().name,
+                    error.details(),
+                    delay,
+                )
+                await self._sleep(delay)
+                continue
+            backoff.reset()
+            self.registered.set()
+            log.info("registered id=%s lease_ttl=%gs", backend_id, response.lease_ttl_seconds)
+            interval = self._interval
+            if response.lease_ttl_seconds > 0:
+                interval = min(interval, response.lease_ttl_seconds / 3)
+            return interval
+        return self._interval
+
+    async def _reports(self, interval: float) -> AsyncIterator[pb.LoadReport]:
+        while not self._stopping.is_set():
+            yield self._make_report()
+            await self._sleep(interval)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _run(self) -> None:
+        backoff = Backoff()
+        while not self._stopping.is_set():
+            interval = await self._register(backoff)
+            if self._stopping.is_set():
+                return
+            try:
+                await self._stub.StreamLoad(self._reports(interval), metadata=self._metadata)
+            except aio.AioRpcError as error:
+                self.registered.clear()
+                if self._stopping.is_set():
+                    return
+                if error.code() == grpc.StatusCode.NOT_FOUND:
+                    log.info("lb forgot id=%s; registering again", self._registration.id)
+                else:
+                    delay = backoff.next_delay()
+                    log.warning(
+                        "load stream broke id=%s code=%s retry_in=%.2fs",
+                        self._registration.id,
+                        error.code().name,
+                        delay,
+                    )
+                    await self._sleep(delay)
+
+    async def stop(self) -> None:
+        """Stop reporting, deregister, and wait for the load stream to close.
+
+        Reporting stops first so that no report can race the deregistration
+        and make us register again; either the Deregister or the closing
+        stream removes us from the LB, whichever arrives first.
+        """
+        self._stopping.set()
+        try:
+            await self._stub.Deregister(
+                pb.DeregisterRequest(id=self._registration.id),
+                timeout=RPC_TIMEOUT,
+                metadata=self._metadata,
+            )
+            log.info("deregistered id=%s", self._registration.id)
+        except aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND:  # NOT_FOUND: already gone
+                log.warning(
+                    "deregister failed id=%s code=%s", self._registration.id, error.code().name
+                )
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._task, RPC_TIMEOUT)
