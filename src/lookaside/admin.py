@@ -17,7 +17,9 @@ async def list_backends(
 ) -> pb.ListBackendsResponse:
     async with aio.insecure_channel(lb_target) as channel:
         stub = pb_grpc.LoadBalancerStub(channel)
-        return await stub.ListBackends(pb.ListBackendsRequest(service_name=service), timeout=timeout)
+        return await stub.ListBackends(
+            pb.ListBackendsRequest(service_name=service), timeout=timeout
+        )
 
 
 async def wait_for_backends(

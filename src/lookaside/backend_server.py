@@ -105,7 +105,7 @@ class BackendServer:
         await self._server.stop(self.config.shutdown_grace)
         self.compute.close()
         if self._lb_channel is not None:
-            await self._lb_channel.close()
+            await self._lb_channel.close(None)
         log.info("stopped id=%s completed=%d", self.id, self.compute.counters.completed)
 
 

@@ -99,7 +99,7 @@ class LookasideClient:
     async def close(self) -> None:
         channels = [self._lb_channel, *self._channels.values()]
         self._channels.clear()
-        await asyncio.gather(*(channel.close() for channel in channels))
+        await asyncio.gather(*(channel.close(None) for channel in channels))
 
     def _channel(self, target: str) -> aio.Channel:
         channel = self._channels.get(target)
@@ -107,7 +107,7 @@ class LookasideClient:
             channel = self._channels[target] = aio.insecure_channel(target)
             if len(self._channels) > MAX_CACHED_CHANNELS:
                 _, oldest = self._channels.popitem(last=False)
-                asyncio.get_running_loop().create_task(oldest.close())
+                asyncio.get_running_loop().create_task(oldest.close(None))
         else:
             self._channels.move_to_end(target)
         return channel

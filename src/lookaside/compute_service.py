@@ -67,7 +67,9 @@ class ComputeService(pb_grpc.ComputeServicer):
         self.counters = TaskCounters()
         self._slots = asyncio.Semaphore(workers)
         self._executor = (
-            ThreadPoolExecutor(workers, thread_name_prefix="work") if work_mode is WorkMode.CPU else None
+            ThreadPoolExecutor(workers, thread_name_prefix="work")
+            if work_mode is WorkMode.CPU
+            else None
         )
 
     def load(self) -> float:

@@ -7,6 +7,7 @@ place and a bad one becomes ``INVALID_ARGUMENT`` naming the field.
 from __future__ import annotations
 
 from lookaside import validation
+from lookaside.errors import InvalidArgument
 from lookaside.model import Endpoint, LoadMetrics, PickRequest
 from lookaside.registry import Registration
 from lookaside.v1 import load_balancer_pb2 as pb
@@ -47,7 +48,7 @@ def pick_request_from_pb(request: pb.ServerRequest) -> tuple[str, PickRequest]:
     """The service name and the pick request a client sent, validated."""
     service = validation.service_name(request.service_name)
     if len(request.exclude_ids) > MAX_EXCLUDE_IDS:
-        raise validation.InvalidArgument(
+        raise InvalidArgument(
             "exclude_ids", f"has {len(request.exclude_ids)} entries, the limit is {MAX_EXCLUDE_IDS}"
         )
     return service, PickRequest(

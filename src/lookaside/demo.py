@@ -55,4 +55,5 @@ def run_demo(policy: str = "round_robin", backends: int = 3, requests: int = 9) 
         console.print(f"logs: {log_dir}")
         return 0
     finally:
-        stop_all(processes)
+        stop_all(processes[1:])  # backends first, so they can deregister
+        lb.stop()

@@ -39,7 +39,9 @@ class LbConfig:
     def __post_init__(self) -> None:
         for name in (self.policy, *self.service_policies.values()):
             if name not in policies.POLICIES:
-                raise ValueError(f"unknown policy {name!r}; choose from {sorted(policies.POLICIES)}")
+                raise ValueError(
+                    f"unknown policy {name!r}; choose from {sorted(policies.POLICIES)}"
+                )
         if self.ttl <= 0 or self.report_interval <= 0:
             raise ValueError("ttl and report interval must be positive")
         if self.report_interval >= self.ttl:

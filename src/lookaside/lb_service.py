@@ -57,7 +57,9 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
             report_interval_seconds=self._report_interval,
         )
 
-    async def RegisterBackend(self, request: pb.BackendInfo, context: Context) -> pb.RegisterResponse:
+    async def RegisterBackend(
+        self, request: pb.BackendInfo, context: Context
+    ) -> pb.RegisterResponse:
         try:
             registration = convert.registration_from_pb(request)
             created = self._registry.register(registration)
@@ -127,7 +129,9 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
             log.debug("picked id=%s service=%s client=%s", endpoint.id, service, request.client_id)
         return convert.endpoint_to_pb(endpoint)
 
-    async def Deregister(self, request: pb.DeregisterRequest, context: Context) -> pb.RegisterResponse:
+    async def Deregister(
+        self, request: pb.DeregisterRequest, context: Context
+    ) -> pb.RegisterResponse:
         try:
             backend_id = validation.backend_id(request.id)
             endpoint = self._registry.deregister(backend_id)
@@ -147,7 +151,8 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         ejected = self._balancer.ejected(service)
         return pb.ListBackendsResponse(
             backends=[
-                convert.endpoint_to_pb(e, e.id in ejected) for e in self._registry.endpoints(service)
+                convert.endpoint_to_pb(e, e.id in ejected)
+                for e in self._registry.endpoints(service)
             ],
             policy=self._balancer.policy_name(service),
         )
@@ -160,7 +165,8 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
             validation.client_id(request.client_id)
             if len(request.per_backend) > MAX_STATS_ENTRIES:
                 raise InvalidArgument(
-                    "per_backend", f"has {len(request.per_backend)} entries (limit {MAX_STATS_ENTRIES})"
+                    "per_backend",
+                    f"has {len(request.per_backend)} entries (limit {MAX_STATS_ENTRIES})",
                 )
             entries = []
             for stats in request.per_backend:

@@ -85,7 +85,9 @@ class ServerProcess:
             if not self.alive():
                 raise RuntimeError(f"{self.name} exited early:\n{self.log_text()[-2000:]}")
             time.sleep(0.02)
-        raise TimeoutError(f"{self.name} not listening after {timeout}s:\n{self.log_text()[-2000:]}")
+        raise TimeoutError(
+            f"{self.name} not listening after {timeout}s:\n{self.log_text()[-2000:]}"
+        )
 
     def signal(self, sig: signal.Signals) -> None:
         if self.alive():

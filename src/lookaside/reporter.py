@@ -31,7 +31,9 @@ MAX_BACKOFF = 5.0
 class Backoff:
     """Exponential back-off with full jitter (AWS architecture blog's variant)."""
 
-    def __init__(self, base: float = 0.1, cap: float = MAX_BACKOFF, rng: random.Random | None = None):
+    def __init__(
+        self, base: float = 0.1, cap: float = MAX_BACKOFF, rng: random.Random | None = None
+    ):
         self._base, self._cap = base, cap
         self._rng = rng or random.Random()
         self._attempt = 0
@@ -59,7 +61,8 @@ class LoadReporter:
         self._make_report = make_report
         self._interval = interval
         self._metadata = tuple(metadata)
-        self._stopping = asyncio.Event()
+        self._leaving = asyncio.Event()  # no more reports or registrations
+        self._stopping = asyncio.Event()  # close the load stream
         self._task: asyncio.Task[None] | None = None
         self.registered = asyncio.Event()
 
@@ -69,7 +72,7 @@ class LoadReporter:
     async def _register(self, backoff: Backoff) -> float:
         """Register until it works; returns the report interval to use."""
         backend_id = self._registration.id
-        while not self._stopping.is_set():
+        while not self._leaving.is_set():
             try:
                 response = await self._stub.RegisterBackend(
                     self._registration, timeout=RPC_TIMEOUT, metadata=self._metadata
@@ -95,25 +98,27 @@ class LoadReporter:
         return self._interval
 
     async def _reports(self, interval: float) -> AsyncIterator[pb.LoadReport]:
-        while not self._stopping.is_set():
+        while not self._leaving.is_set():
             yield self._make_report()
             await self._sleep(interval)
+        # Keep the stream open until we have deregistered: its end marks us down.
+        await self._stopping.wait()
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+            await asyncio.wait_for(self._leaving.wait(), seconds)
 
     async def _run(self) -> None:
         backoff = Backoff()
-        while not self._stopping.is_set():
+        while not self._leaving.is_set():
             interval = await self._register(backoff)
-            if self._stopping.is_set():
+            if self._leaving.is_set():
                 return
             try:
                 await self._stub.StreamLoad(self._reports(interval), metadata=self._metadata)
             except aio.AioRpcError as error:
                 self.registered.clear()
-                if self._stopping.is_set():
+                if self._leaving.is_set():
                     return
                 if error.code() == grpc.StatusCode.NOT_FOUND:
                     log.info("lb forgot id=%s; registering again", self._registration.id)
@@ -130,11 +135,11 @@ class LoadReporter:
     async def stop(self) -> None:
         """Stop reporting, deregister, and wait for the load stream to close.
 
-        Reporting stops first so that no report can race the deregistration
-        and make us register again; either the Deregister or the closing
-        stream removes us from the LB, whichever arrives first.
+        Reporting stops first, so that no report races the deregistration
+        and makes us register again; the stream stays open until the LB has
+        answered the Deregister, then closes.
         """
-        self._stopping.set()
+        self._leaving.set()
         try:
             await self._stub.Deregister(
                 pb.DeregisterRequest(id=self._registration.id),
@@ -147,6 +152,7 @@ class LoadReporter:
                 log.warning(
                     "deregister failed id=%s code=%s", self._registration.id, error.code().name
                 )
+        self._stopping.set()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(self._task, RPC_TIMEOUT)

@@ -23,7 +23,7 @@ DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 def new_server(
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-    interceptors: Sequence[aio.ServerInterceptor] = (),
+    interceptors: Sequence[aio.ServerInterceptor[Any, Any]] = (),
 ) -> aio.Server:
     options = [
         ("grpc.max_receive_message_length", max_message_bytes),
@@ -33,11 +33,15 @@ def new_server(
     return aio.server(options=options, interceptors=list(interceptors))
 
 
+#: grpc_health.v1.health.aio.HealthServicer (its stubs do not describe the aio module).
+HealthServicer = Any
+
+
 def add_health_and_reflection(
     server: aio.Server, service_full_names: Sequence[str]
-) -> health.aio.HealthServicer:
+) -> HealthServicer:
     """Register health (initially NOT_SERVING) and reflection for the given services."""
-    servicer = health.aio.HealthServicer()
+    servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     reflection.enable_server_reflection(
         (*service_full_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -46,7 +50,7 @@ def add_health_and_reflection(
 
 
 async def set_serving(
-    servicer: health.aio.HealthServicer, service_full_names: Sequence[str], serving: bool
+    servicer: HealthServicer, service_full_names: Sequence[str], serving: bool
 ) -> None:
     status = (
         health_pb2.HealthCheckResponse.SERVING
@@ -79,10 +83,13 @@ async def wait_for_signal() -> signal.Signals:
     """Return when SIGTERM or SIGINT arrives (the first one wins)."""
     loop = asyncio.get_running_loop()
     received: asyncio.Future[signal.Signals] = loop.create_future()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not received.done():
+            received.set_result(sig)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(
-            sig, lambda s=sig: received.done() or received.set_result(s)
-        )
+        loop.add_signal_handler(sig, on_signal, sig)
     try:
         return await received
     finally:
@@ -97,5 +104,5 @@ def run(main: Coroutine[Any, Any, int]) -> int:
     except ImportError:  # pragma: no cover - uvloop is optional (Linux only)
         return asyncio.run(main)
     with contextlib.suppress(AttributeError):
-        return uvloop.run(main)  # type: ignore[no-any-return]
+        return uvloop.run(main)
     return asyncio.run(main)  # pragma: no cover

@@ -19,6 +19,8 @@ def status_code(error: LookasideError) -> grpc.StatusCode:
     return grpc.StatusCode[error.status]
 
 
-async def abort_with(context: aio.ServicerContext[object, object], error: LookasideError) -> NoReturn:
+async def abort_with(
+    context: aio.ServicerContext[object, object], error: LookasideError
+) -> NoReturn:
     await context.abort(status_code(error), str(error))
     raise AssertionError("unreachable: abort raises")  # pragma: no cover

@@ -1,0 +1,72 @@
+"""Balancer: pickers follow the registry; per-service policies; clear errors."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from lookaside.balancer import Balancer
+from lookaside.errors import NoBackendAvailable
+from lookaside.model import LoadMetrics, PickRequest
+from lookaside.registry import InMemoryRegistry, Registration
+
+
+def setup(policy: str = "round_robin", **per_service: str) -> tuple[InMemoryRegistry, Balancer]:
+    registry = InMemoryRegistry()
+    return registry, Balancer(registry, policy, per_service, rng=random.Random(7))
+
+
+def add(
+    registry: InMemoryRegistry, backend_id: str, service: str = "compute", cap: int = 1
+) -> None:
+    port = 9000 + len(registry)
+    registry.register(Registration(backend_id, "127.0.0.1", port, service, capacity=cap))
+
+
+def test_no_backend_is_unavailable_naming_the_service() -> None:
+    _, balancer = setup()
+    with pytest.raises(NoBackendAvailable, match="'payments'"):
+        balancer.pick("payments", PickRequest())
+
+
+def test_joins_and_leaves_rebuild_the_picker() -> None:
+    registry, balancer = setup()
+    add(registry, "a")
+    add(registry, "b")
+    picks = Counter(balancer.pick("compute", PickRequest()).id for _ in range(10))
+    assert picks == {"a": 5, "b": 5}
+    registry.deregister("a")
+    assert {balancer.pick("compute", PickRequest()).id for _ in range(4)} == {"b"}
+
+
+def test_every_backend_excluded_is_reported_as_such() -> None:
+    registry, balancer = setup()
+    add(registry, "a")
+    with pytest.raises(NoBackendAvailable, match="excluded"):
+        balancer.pick("compute", PickRequest(exclude_ids=frozenset({"a"})))
+
+
+def test_service_policy_overrides_default() -> None:
+    registry, balancer = setup("round_robin", sticky="pick_first")
+    for name in ("s1", "s2", "s3"):
+        add(registry, name, "sticky")
+    assert balancer.policy_name("sticky") == "pick_first"
+    assert {balancer.pick("sticky", PickRequest()).id for _ in range(6)} == {"s1"}
+
+
+def test_load_reports_reset_outstanding_picks() -> None:
+    registry, balancer = setup("least_load")
+    add(registry, "a", cap=4)
+    add(registry, "b", cap=4)
+    first = [balancer.pick("compute", PickRequest()).id for _ in range(8)]
+    assert Counter(first) == {"a": 4, "b": 4}
+    # "a" reports it is idle again: its outstanding picks are forgotten.
+    registry.report("a", 0.0, LoadMetrics())
+    assert [balancer.pick("compute", PickRequest()).id for _ in range(4)] == ["a"] * 4
+
+
+def test_unknown_policy_fails_fast() -> None:
+    with pytest.raises(ValueError, match="unknown policy"):
+        Balancer(InMemoryRegistry(), "fastest")
