@@ -118,9 +118,7 @@ def load_token_file(path: str | os.PathLike[str]) -> Token:
     try:
         raw = file.read_bytes()
     except OSError as exc:
-        raise SecurityConfigError(
-            f"cannot read token file {file}: {exc.strerror or exc}"
-        ) from None
+        raise SecurityConfigError(f"cannot read token file {file}: {exc.strerror or exc}") from None
     try:
         text = raw.decode("ascii").strip()
     except UnicodeDecodeError:
