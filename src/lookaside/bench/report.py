@@ -1,0 +1,302 @@
+"""Writes ``report.md``: our figures beside the seed's published ones and the ideal.
+
+Every figure is the median over repeats, followed by its range ``[min..max]``
+when more than one repeat ran, so a reader can tell a real difference from noise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from itertools import groupby
+from pathlib import Path
+
+from lookaside.bench.metrics import Spread
+from lookaside.bench.results import (
+    CHURN,
+    GRPC_ROUND_ROBIN,
+    HETEROGENEOUS,
+    SEED_SCENARIO,
+    BenchResults,
+    CaseConfig,
+    CaseResult,
+)
+from lookaside.bench.seed_figures import SeedFigures, seed_figures
+
+MISSING = "—"
+RATIO_BASELINES = ("round_robin", GRPC_ROUND_ROBIN)
+
+
+def number(value: float | None, digits: int = 3) -> str:
+    if value is None or math.isnan(value):
+        return MISSING
+    if math.isinf(value):
+        return "never"
+    return f"{value:.{digits}f}"
+
+
+def spread(s: Spread | None, scale: float = 1.0, digits: int = 3) -> str:
+    """``median`` or ``median [min..max]``, each multiplied by ``scale`` (e.g. ms -> s)."""
+    if s is None or s.n == 0:
+        return MISSING
+    median = number(s.median * scale, digits)
+    if s.n == 1 or s.min == s.max:
+        return median
+    return f"{median} [{number(s.min * scale, digits)}..{number(s.max * scale, digits)}]"
+
+
+def _percent(s: Spread | None) -> str:
+    text = spread(s, 100, 0)
+    return text if text == MISSING else f"{text} %"
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _group_key(config: CaseConfig) -> tuple[int, int, int, float, int]:
+    return (config.servers, config.clients, config.requests_per_client, config.work_ms,
+            config.workers)  # fmt: skip
+
+
+def _groups(cases: Sequence[CaseResult]) -> list[list[CaseResult]]:
+    ordered = sorted(cases, key=lambda c: _group_key(c.config))
+    return [list(g) for _, g in groupby(ordered, key=lambda c: _group_key(c.config))]
+
+
+def _heading(config: CaseConfig) -> str:
+    return (
+        f"### {config.servers} backends · {config.clients} clients x "
+        f"{config.requests_per_client} request(s) · {config.workers} workers · "
+        f"{config.work_ms:g} ms work"
+    )
+
+
+def _seed(case: CaseResult) -> SeedFigures | None:
+    c = case.config
+    return seed_figures(c.servers, c.policy, c.clients) if c.requests_per_client == 1 else None
+
+
+def _seed_value(case: CaseResult, pick: Callable[[SeedFigures], float], digits: int = 3) -> str:
+    figures = _seed(case)
+    return MISSING if figures is None else number(pick(figures), digits)
+
+
+def _seed_usage(case: CaseResult) -> str:
+    figures = _seed(case)
+    if figures is None:
+        return MISSING
+    if figures.usage is None:
+        return figures.usage_note
+    counts = list(figures.usage.values()) + [0] * (case.config.servers - len(figures.usage))
+    used = sum(1 for c in counts if c > 0)
+    return f"{min(counts)}..{max(counts)} ({used}/{case.config.servers} used)"
+
+
+def _usage_spread(case: CaseResult) -> str:
+    spreads = {str(run.summary.usage_spread) for run in case.runs}
+    return " · ".join(sorted(spreads))
+
+
+def _seed_section(results: BenchResults) -> list[str]:
+    cases = results.scenario(SEED_SCENARIO)
+    if not cases:
+        return []
+    lines = [
+        "## The seed's experiment",
+        "",
+        "Response times are per request from the client (LB query + compute call). "
+        "**seed** is the seed report's published figure for the same case; **ideal** is the "
+        "best any balancer could do: R requests on N backends with W workers and work time T "
+        "run in ceil(R / (N·W)) waves of T. **efficiency** = ideal wall time / our wall time.",
+        "",
+    ]
+    for group in _groups(cases):
+        config = group[0].config
+        best = config.ideal()
+        lines += [_heading(config), ""]
+        if best is not None:
+            lines += [
+                f"Ideal: wall {best.wall_s:.3f} s, throughput {best.throughput_rps:.2f} req/s, "
+                f"response min/avg/max {best.min_ms / 1000:.3f} / {best.avg_ms / 1000:.3f} / "
+                f"{best.max_ms / 1000:.3f} s.",
+                "",
+            ]
+        ideal_s = {
+            "avg": MISSING if best is None else number(best.avg_ms / 1000),
+            "max": MISSING if best is None else number(best.max_ms / 1000),
+            "min": MISSING if best is None else number(best.min_ms / 1000),
+        }
+        rows = []
+        for case in group:
+            agg = case.aggregate()
+            rows.append([
+                case.config.policy,
+                spread(agg.get("avg_ms"), 1e-3), _seed_value(case, lambda f: f.avg_s),
+                ideal_s["avg"],
+                spread(agg.get("max_ms"), 1e-3), _seed_value(case, lambda f: f.max_s),
+                ideal_s["max"],
+                spread(agg.get("min_ms"), 1e-3), _seed_value(case, lambda f: f.min_s),
+                ideal_s["min"],
+                spread(agg.get("p50_ms"), 1e-3),
+                spread(agg.get("p95_ms"), 1e-3),
+                spread(agg.get("p99_ms"), 1e-3),
+            ])  # fmt: skip
+        header = ["policy", "avg (s)", "seed", "ideal", "max (s)", "seed", "ideal",
+                  "min (s)", "seed", "ideal", "p50 (s)", "p95 (s)", "p99 (s)"]  # fmt: skip
+        lines += ["Response time:", "", *table(header, rows), ""]
+        rows = []
+        for case in group:
+            agg = case.aggregate()
+            rows.append([
+                case.config.policy,
+                spread(agg.get("throughput_rps"), digits=2),
+                _seed_value(case, lambda f: f.throughput_rps, 2),
+                MISSING if best is None else number(best.throughput_rps, 2),
+                spread(agg.get("wall_s")),
+                _percent(agg.get("efficiency")),
+                spread(agg.get("errors"), digits=0),
+                spread(agg.get("lb_avg_ms"), digits=2),
+                spread(agg.get("compute_avg_ms"), digits=1),
+                _usage_spread(case),
+                _seed_usage(case),
+            ])  # fmt: skip
+        header = ["policy", "throughput (req/s)", "seed", "ideal", "wall (s)", "efficiency",
+                  "errors", "LB query avg (ms)", "compute avg (ms)", "requests per backend",
+                  "seed"]  # fmt: skip
+        lines += ["Throughput and distribution:", "", *table(header, rows), ""]
+        lines += _usage_details(group)
+    return lines
+
+
+def _usage_details(group: Sequence[CaseResult]) -> list[str]:
+    lines = ["Backend usage (requests per backend, every run):", ""]
+    for case in group:
+        for run in case.runs:
+            usage = ", ".join(f"{k} {v}" for k, v in run.summary.backend_usage.items())
+            lines.append(f"- {case.config.policy} #{run.repeat}: {usage or MISSING}")
+    return [*lines, ""]
+
+
+def _params(cases: Sequence[CaseResult]) -> str:
+    params = dict(cases[0].config.params)
+    return ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
+
+
+def _ratio(ours: Spread | None, theirs: Spread | None) -> str:
+    if ours is None or theirs is None or not theirs.median > 0:
+        return MISSING
+    return number(ours.median / theirs.median, 2)
+
+
+def _ratios(case: CaseResult, baseline: CaseResult | None) -> str:
+    """Our p50/p95/p99 medians divided by the baseline's, or a dash without a baseline."""
+    if baseline is None:
+        return MISSING
+    ours, theirs = case.aggregate(), baseline.aggregate()
+    return " / ".join(_ratio(ours.get(n), theirs.get(n)) for n in ("p50_ms", "p95_ms", "p99_ms"))
+
+
+def _tail_section(results: BenchResults, scenario: str, title: str, intro: str) -> list[str]:
+    cases = results.scenario(scenario)
+    if not cases:
+        return []
+    lines = [f"## {title}", "", intro, "", f"Parameters: {_params(cases)}.", ""]
+    for group in _groups(cases):
+        by_policy = {case.config.policy: case for case in group}
+        lines += [_heading(group[0].config), ""]
+        rows = []
+        for case in group:
+            agg = case.aggregate()
+            rows.append([
+                case.config.policy,
+                spread(agg.get("p50_ms"), digits=1),
+                spread(agg.get("p95_ms"), digits=1),
+                spread(agg.get("p99_ms"), digits=1),
+                spread(agg.get("throughput_rps"), digits=2),
+                spread(agg.get("errors"), digits=0),
+                *(_ratios(case, by_policy.get(b)) for b in RATIO_BASELINES),
+            ])  # fmt: skip
+        header = ["policy", "p50 (ms)", "p95 (ms)", "p99 (ms)", "throughput (req/s)",
+                  "errors", *(f"p50/p95/p99 ÷ {b}" for b in RATIO_BASELINES)]  # fmt: skip
+        lines += [*table(header, rows), ""]
+    return lines
+
+
+def _churn_section(results: BenchResults) -> list[str]:
+    cases = results.scenario(CHURN)
+    if not cases:
+        return []
+    lines = [
+        "## Churn",
+        "",
+        "Sustained load while backends are SIGKILLed and new ones started. **stale window**: "
+        "how long after its kill a dead backend was still handed out (worst backend); "
+        "**first traffic**: how long after a new backend was ready it first got a request "
+        "(slowest backend; *never* if one got none).",
+        "",
+        f"Parameters: {_params(cases)}.",
+        "",
+    ]
+    for group in _groups(cases):
+        lines += [_heading(group[0].config), ""]
+        rows = []
+        for case in group:
+            agg = case.aggregate()
+            rows.append([
+                case.config.policy,
+                str(sum(run.summary.requests for run in case.runs)),
+                spread(agg.get("errors"), digits=0),
+                spread(agg.get("stale_window_s")),
+                spread(agg.get("stale_picks"), digits=0),
+                spread(agg.get("first_traffic_s")),
+                spread(agg.get("starved"), digits=0),
+                spread(agg.get("p99_ms"), digits=1),
+            ])  # fmt: skip
+        header = ["policy", "requests (all runs)", "errors", "stale window (s)",
+                  "stale picks", "first traffic (s)", "starved", "p99 (ms)"]  # fmt: skip
+        lines += [*table(header, rows), ""]
+    return lines
+
+
+def render_report(results: BenchResults) -> str:
+    env = results.environment
+    repeats = max((len(case.runs) for case in results.cases), default=0)
+    options = ", ".join(f"{k}={v}" for k, v in results.options.items()) or "defaults"
+    lines = [
+        "# lookaside benchmark report",
+        "",
+        f"Machine: {env.cpu_count} CPUs ({env.usable_cpus} usable), {env.platform}; "
+        f"Python {env.python}, grpcio {env.grpcio}, protobuf {env.protobuf}; "
+        f"run at {env.timestamp}.",
+        "",
+        f"Options: {options}.",
+        "",
+        f"Repeats per case: {repeats}. "
+        + ("Figures are medians with their [min..max] range." if repeats > 1 else "")
+        + f" `{GRPC_ROUND_ROBIN}` is gRPC's own client-side round_robin over the static "
+        "backend list, with no LB server.",
+        "",
+    ]
+    lines += _seed_section(results)
+    lines += _tail_section(
+        results,
+        HETEROGENEOUS,
+        "Heterogeneous backends",
+        "A third of the backends are slower; open-loop Poisson arrivals near 70% of capacity, "
+        "so queueing shows in the tail. Ratios below 1 beat the baseline.",
+    )
+    lines += _churn_section(results)
+    known = {SEED_SCENARIO, HETEROGENEOUS, CHURN}
+    for scenario in results.scenarios:
+        if scenario not in known:
+            lines += _tail_section(results, scenario, f"Scenario: {scenario}", "")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(results: BenchResults, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(results), encoding="utf-8")
+    return path
