@@ -175,16 +175,18 @@ class OutlierDetector:
         """
         now = self._clock()
         events: list[OutlierEvent] = []
+        if now >= self._next_analysis:
+            self._next_analysis = now + self.config.interval
+            for service in list(self._services):
+                events.extend(self._analyse(service))
+        # Analyse before returning backends, as A50 does, so the sweep that returns a
+        # backend does not also lower its multiplier.
         for service, hosts in self._services.items():
             for backend_id, host in hosts.items():
                 if host.ejected_until is not None and now >= host.ejected_until:
                     host.ejected_until = None
                     host.consecutive_failures = 0
                     events.append(self._returned(service, backend_id))
-        if now >= self._next_analysis:
-            self._next_analysis = now + self.config.interval
-            for service in list(self._services):
-                events.extend(self._analyse(service))
         return events
 
     # Internals.

@@ -1,11 +1,18 @@
 """Load-balancing policies, one small module each, behind :class:`Policy`.
 
 ``POLICIES`` maps the ``--policy`` name to the class; :func:`create` builds one.
+
+Options: ``create(name, rng, clock, **options)`` passes ``options`` to the
+policy's constructor as keywords. The policies that take any are
+``least_load`` (``tolerance``), ``weighted_round_robin`` (``config=WrrConfig(...)``)
+and ``ring_hash`` (``config=RingHashConfig(...)``); every option has a
+documented default, so ``create(name)`` alone always works.
 """
 
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from lookaside.policies.base import (
     Clock,
@@ -17,22 +24,34 @@ from lookaside.policies.base import (
     effective_load,
 )
 from lookaside.policies.least_load import LeastLoad
+from lookaside.policies.p2c import PowerOfTwoChoices
 from lookaside.policies.pick_first import PickFirst
+from lookaside.policies.ring_hash import RingHash, RingHashConfig
 from lookaside.policies.round_robin import RoundRobin
+from lookaside.policies.weighted_round_robin import WeightedRoundRobin, WrrConfig
 
 POLICIES: dict[str, type[Policy]] = {
-    cls.name: cls for cls in (PickFirst, RoundRobin, LeastLoad)
+    cls.name: cls
+    for cls in (PickFirst, RoundRobin, LeastLoad, PowerOfTwoChoices, WeightedRoundRobin, RingHash)
 }
 
 
-def create(name: str, rng: random.Random | None = None, clock: Clock | None = None) -> Policy:
-    """A fresh policy instance for one service. ``ValueError`` on an unknown name."""
+def create(
+    name: str, rng: random.Random | None = None, clock: Clock | None = None, **options: Any
+) -> Policy:
+    """A fresh policy instance for one service.
+
+    ``ValueError`` on an unknown name or an option the policy does not take.
+    """
     try:
         cls = POLICIES[name]
     except KeyError:
         known = ", ".join(sorted(POLICIES))
         raise ValueError(f"unknown policy {name!r}; choose one of: {known}") from None
-    return cls(rng=rng, clock=clock)
+    try:
+        return cls(rng=rng, clock=clock, **options)
+    except TypeError as exc:
+        raise ValueError(f"bad options for policy {name!r}: {exc}") from None
 
 
 __all__ = [
@@ -41,7 +60,9 @@ __all__ = [
     "PickTracker",
     "Picker",
     "Policy",
+    "RingHashConfig",
     "Snapshot",
+    "WrrConfig",
     "create",
     "effective_load",
 ]
