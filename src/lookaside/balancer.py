@@ -3,22 +3,31 @@
 The registry tells the balancer about every change; the balancer rebuilds that
 service's picker on joins and leaves, and on load reports when the policy uses
 load. ``pick`` then only asks the current picker: no locks, no scans.
+
+Outlier ejection sits here too: backends that clients report failing (see
+:mod:`lookaside.outlier`) are left out of the snapshot the policy sees until
+their ejection time is up, so no policy needs to know about it.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from lookaside import policies
 from lookaside.errors import NoBackendAvailable
 from lookaside.model import Endpoint, PickRequest
+from lookaside.outlier import OutlierConfig, OutlierDetector
 from lookaside.policies import EmptyPicker, Picker, PickTracker, Policy, Snapshot
 from lookaside.policies.base import Clock
 from lookaside.registry import Change, Registry
 
 log = logging.getLogger(__name__)
+
+#: Per policy name, the keyword options its constructor takes (see ``policies.create``).
+PolicyOptions = Mapping[str, Mapping[str, Any]]
 
 
 class ServiceBalancer:
@@ -38,7 +47,7 @@ class ServiceBalancer:
 
 
 class Balancer:
-    """All services' balancers. Subscribe it to a registry with :meth:`attach`."""
+    """All services' balancers; subscribes itself to the registry."""
 
     def __init__(
         self,
@@ -47,16 +56,24 @@ class Balancer:
         service_policies: Mapping[str, str] | None = None,
         rng: random.Random | None = None,
         clock: Clock | None = None,
+        policy_options: PolicyOptions | None = None,
+        outlier: OutlierConfig | None = None,
     ) -> None:
         self._registry = registry
         self._default_policy = default_policy
         self._service_policies = dict(service_policies or {})
-        for name in (default_policy, *self._service_policies.values()):
-            policies.create(name)  # fail fast on a typo
+        self._policy_options = {k: dict(v) for k, v in (policy_options or {}).items()}
         self._rng = rng or random.Random()
         self._clock = clock
+        for name in (default_policy, *self._service_policies.values()):
+            self._create_policy(name)  # fail fast on a typo or a bad option
         self._services: dict[str, ServiceBalancer] = {}
+        self._outliers = OutlierDetector(outlier, clock) if clock else OutlierDetector(outlier)
         registry.subscribe(self._on_change)
+
+    def _create_policy(self, name: str) -> Policy:
+        options = self._policy_options.get(name, {})
+        return policies.create(name, self._rng, self._clock, **options)
 
     def policy_name(self, service: str) -> str:
         return self._service_policies.get(service, self._default_policy)
@@ -64,12 +81,23 @@ class Balancer:
     def _service(self, service: str) -> ServiceBalancer:
         balancer = self._services.get(service)
         if balancer is None:
-            policy = policies.create(self.policy_name(service), self._rng, self._clock)
+            policy = self._create_policy(self.policy_name(service))
             balancer = self._services[service] = ServiceBalancer(service, policy)
         return balancer
 
     def _now(self) -> float:
         return self._clock() if self._clock else 0.0
+
+    def _live(self, service: str) -> tuple[Endpoint, ...]:
+        """The service's endpoints minus the ejected outliers."""
+        endpoints = self._registry.endpoints(service)
+        ejected = self._outliers.ejected(service)
+        if not ejected:
+            return endpoints
+        return tuple(e for e in endpoints if e.id not in ejected)
+
+    def _rebuild(self, service: str) -> None:
+        self._service(service).rebuild(self._live(service), self._now())
 
     def _on_change(self, service: str, backend_id: str, change: Change) -> None:
         balancer = self._service(service)
@@ -77,13 +105,32 @@ class Balancer:
             balancer.tracker.reset(backend_id)
             if not balancer.policy.uses_load:
                 return
+        elif change is Change.JOINED:
+            self._outliers.add(service, backend_id)
         elif change is Change.LEFT:
             balancer.tracker.forget(backend_id)
-        balancer.rebuild(self._registry.endpoints(service), self._now())
+            self._outliers.forget(service, backend_id)
+        self._rebuild(service)
 
     def ejected(self, service: str) -> frozenset[str]:
-        """Backends of the service currently ejected as outliers (none yet)."""
-        return frozenset()
+        """Backends of the service currently ejected as outliers."""
+        return self._outliers.ejected(service)
+
+    def record_client_stats(
+        self, service: str, per_backend: Iterable[tuple[str, int, int]]
+    ) -> None:
+        """Feed one client's (backend id, calls finished, calls failed) counts."""
+        changed = False
+        for backend_id, finished, failed in per_backend:
+            if self._outliers.record(service, backend_id, finished, failed) is not None:
+                changed = True
+        if changed:
+            self._rebuild(service)
+
+    def sweep(self) -> None:
+        """Return ejected backends whose time is up and judge success rates (call ~1/s)."""
+        for service in {event.service for event in self._outliers.sweep()}:
+            self._rebuild(service)
 
     def pick(self, service: str, request: PickRequest) -> Endpoint:
         """The policy's choice, or :class:`NoBackendAvailable` naming the service."""

@@ -70,3 +70,39 @@ def test_load_reports_reset_outstanding_picks() -> None:
 def test_unknown_policy_fails_fast() -> None:
     with pytest.raises(ValueError, match="unknown policy"):
         Balancer(InMemoryRegistry(), "fastest")
+
+
+def test_failing_backend_is_ejected_then_returns() -> None:
+    from lookaside.outlier import OutlierConfig
+
+    class Clock:
+        now = 0.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    clock = Clock()
+    registry = InMemoryRegistry(clock=clock)
+    balancer = Balancer(
+        registry,
+        "round_robin",
+        rng=random.Random(1),
+        clock=clock,
+        outlier=OutlierConfig(consecutive_failures=3, base_ejection_time=30),
+    )
+    for name in ("a", "b", "c"):
+        add(registry, name)
+    balancer.record_client_stats("compute", [("b", 3, 3), ("a", 5, 0)])
+    assert balancer.ejected("compute") == {"b"}
+    assert "b" not in {balancer.pick("compute", PickRequest()).id for _ in range(9)}
+    clock.now += 31
+    balancer.sweep()
+    assert balancer.ejected("compute") == frozenset()
+    assert "b" in {balancer.pick("compute", PickRequest()).id for _ in range(9)}
+
+
+def test_policy_options_reach_the_policy() -> None:
+    registry = InMemoryRegistry()
+    with pytest.raises(ValueError, match="bad options"):
+        Balancer(registry, "least_load", policy_options={"least_load": {"nonsense": 1}})
+    Balancer(registry, "least_load", policy_options={"least_load": {"tolerance": 0.1}})

@@ -84,11 +84,6 @@ def test_round_robin_stays_fair_when_a_backend_that_was_not_last_picked_leaves()
     assert sorted(first + rest) == sorted(m.id for m in remaining)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="round_robin resumes at index 0 when the last-picked backend leaves, "
-    "so the head of the list can be served twice in one cycle",
-)
 def test_round_robin_stays_fair_when_the_last_picked_backend_leaves() -> None:
     policy = create("round_robin", random.Random(0))
     members = tuple(backend(i) for i in range(4))

@@ -36,19 +36,32 @@ class RoundRobin(Policy):
     name = "round_robin"
 
     last_picked: str | None = None
+    _previous_order: tuple[str, ...] = ()
 
     def build(self, snapshot: Snapshot) -> Picker:
         endpoints = snapshot.endpoints
         start = self._resume_index(endpoints)
+        self._previous_order = tuple(e.id for e in endpoints)
         return RoundRobinPicker(endpoints, start, self)
 
     def _resume_index(self, endpoints: tuple[Endpoint, ...]) -> int:
+        """Where the cycle goes on: right after the last pick, in the previous order.
+
+        If the backend picked last has left, the cycle goes on with its first
+        successor (in the previous order) that is still here, so nobody is
+        served twice in one cycle.
+        """
         if not endpoints:
             return 0
         if self.last_picked is None:
             return self.rng.randrange(len(endpoints))
-        for index, endpoint in enumerate(endpoints):
-            if endpoint.id == self.last_picked:
-                return (index + 1) % len(endpoints)
-        # The last one left: continue from a stable place rather than a random one.
+        position = {e.id: i for i, e in enumerate(endpoints)}
+        if self.last_picked in position:
+            return (position[self.last_picked] + 1) % len(endpoints)
+        previous = self._previous_order
+        if self.last_picked in previous:
+            at = previous.index(self.last_picked)
+            for backend_id in previous[at + 1 :] + previous[:at]:
+                if backend_id in position:
+                    return position[backend_id]
         return 0
