@@ -14,6 +14,7 @@ from lookaside import policies, serving
 from lookaside.balancer import Balancer
 from lookaside.lb_service import DEFAULT_MAX_STREAMS, LoadBalancerService
 from lookaside.registry import DEFAULT_MAX_BACKENDS, DEFAULT_TTL, InMemoryRegistry
+from lookaside.security import AuthTokens, BearerAuthInterceptor, TlsConfig, lb_auth_rules
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 
@@ -35,6 +36,8 @@ class LbConfig:
     max_backends: int = DEFAULT_MAX_BACKENDS  # per service
     max_streams: int = DEFAULT_MAX_STREAMS  # concurrent StreamLoad calls
     max_message_bytes: int = 64 * 1024  # LB API messages are small; bigger ones are refused
+    tokens: AuthTokens = field(default_factory=AuthTokens)  # None = that group of RPCs is open
+    tls: TlsConfig = field(default_factory=TlsConfig)  # no cert = plaintext
 
     def __post_init__(self) -> None:
         for name in (self.policy, *self.service_policies.values()):
@@ -46,6 +49,18 @@ class LbConfig:
             raise ValueError("ttl and report interval must be positive")
         if self.report_interval >= self.ttl:
             raise ValueError("report interval must be shorter than the ttl")
+        if min(self.max_backends, self.max_streams, self.max_message_bytes) < 1:
+            raise ValueError("--max-backends, --max-streams and --max-message-bytes must be >= 1")
+
+    def describe_security(self) -> str:
+        """For the start-up log line: what is guarded, never the secrets themselves."""
+        tls = "mtls" if self.tls.mutual else "on" if self.tls.serves_tls else "off"
+        guarded = [
+            name
+            for name, token in (("backend", self.tokens.backend), ("client", self.tokens.client))
+            if token is not None
+        ]
+        return f"tls={tls} auth={','.join(guarded) or 'off'}"
 
 
 class LbServer:
@@ -65,23 +80,29 @@ class LbServer:
         self.service = LoadBalancerService(
             self.registry, self.balancer, config.report_interval, config.max_streams
         )
-        self._server = serving.new_server(config.max_message_bytes)
+        rules = lb_auth_rules(config.tokens)
+        interceptors = [BearerAuthInterceptor(rules)] if rules else []
+        self._credentials = config.tls.server_credentials()  # reads the PEM files now
+        self._server = serving.new_server(config.max_message_bytes, interceptors)
         pb_grpc.add_LoadBalancerServicer_to_server(self.service, self._server)
         self._health = serving.add_health_and_reflection(self._server, [LB_SERVICE])
         self._sweeper: asyncio.Task[None] | None = None
         self.port = 0
 
     async def start(self) -> int:
-        self.port = serving.bind(self._server, self.config.host, self.config.port)
+        self.port = serving.bind(
+            self._server, self.config.host, self.config.port, self._credentials
+        )
         await self._server.start()
         self._sweeper = asyncio.create_task(self._sweep_leases())
         await serving.set_serving(self._health, [LB_SERVICE], True)
         log.info(
-            "listening on %s:%d policy=%s ttl=%gs",
+            "listening on %s:%d policy=%s ttl=%gs %s",
             self.config.host,
             self.port,
             self.config.policy,
             self.config.ttl,
+            self.config.describe_security(),
         )
         return self.port
 

@@ -1,7 +1,9 @@
 """The ``lookaside.v1.LoadBalancer`` servicer: validate, call the core, map errors.
 
 It holds no state of its own beyond which load stream currently speaks for
-which backend; membership lives in the registry, choices in the balancer.
+which backend and which caller address owns which backend id (see
+:mod:`lookaside.identity`); membership lives in the registry, choices in the
+balancer.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from grpc import aio
 from lookaside import convert, validation
 from lookaside.balancer import Balancer
 from lookaside.errors import InvalidArgument, LookasideError, ResourceExhausted
-from lookaside.registry import InMemoryRegistry
+from lookaside.identity import Owners, peer_ip
+from lookaside.registry import Change, InMemoryRegistry
 from lookaside.status import abort_with
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
@@ -44,10 +47,17 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         self._balancer = balancer
         self._report_interval = report_interval
         self._max_streams = max_streams
+        self._owners = Owners(registry)
         self._stream_owner: dict[str, object] = {}  # backend id -> token of its open stream
+        registry.subscribe(self._forget_stream)
         self._open_streams = 0
         self._client_stats_sink = client_stats_sink
         self._client_stats_interval = client_stats_interval
+
+    def _forget_stream(self, service: str, backend_id: str, change: Change) -> None:
+        # A stream outliving its backend's lease must not mark a later registration down.
+        if change is Change.LEFT:
+            self._stream_owner.pop(backend_id, None)
 
     def _ok(self, message: str) -> pb.RegisterResponse:
         return pb.RegisterResponse(
@@ -60,11 +70,14 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
     async def RegisterBackend(
         self, request: pb.BackendInfo, context: Context
     ) -> pb.RegisterResponse:
+        caller = peer_ip(context.peer())
         try:
             registration = convert.registration_from_pb(request)
+            self._owners.check_register(registration.id, caller)
             created = self._registry.register(registration)
         except LookasideError as error:
             await abort_with(context, error)
+        self._owners.claim(registration.id, caller)
         if created:
             log.info(
                 "registered id=%s service=%s target=%s:%d capacity=%d",
@@ -80,6 +93,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
     async def ReportLoad(self, request: pb.LoadReport, context: Context) -> pb.RegisterResponse:
         try:
             backend_id, load, metrics = convert.report_from_pb(request)
+            self._owners.check_owner(backend_id, peer_ip(context.peer()))
             self._registry.report(backend_id, load, metrics)
         except LookasideError as error:
             await abort_with(context, error)
@@ -95,10 +109,12 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         self._open_streams += 1
         token = object()
         backend_id: str | None = None
+        caller = peer_ip(context.peer())
         try:
             async for report in request_iterator:
                 try:
                     reported_id, load, metrics = convert.report_from_pb(report)
+                    self._owners.check_owner(reported_id, caller)
                     if backend_id is None:
                         backend_id = reported_id
                         self._registry.report(backend_id, load, metrics)
@@ -134,10 +150,10 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
     ) -> pb.RegisterResponse:
         try:
             backend_id = validation.backend_id(request.id)
+            self._owners.check_owner(backend_id, peer_ip(context.peer()))
             endpoint = self._registry.deregister(backend_id)
         except LookasideError as error:
             await abort_with(context, error)
-        self._stream_owner.pop(backend_id, None)
         log.info("deregistered id=%s service=%s", backend_id, endpoint.service)
         return self._ok(f"deregistered {backend_id}")
 

@@ -3,6 +3,11 @@
 Both are asyncio gRPC servers that also answer ``grpc.health.v1`` (SERVING once
 ready; tools such as grpc_health_probe wait on it) and server reflection (so
 grpcurl works without the .proto), and both shut down on SIGTERM/SIGINT.
+
+Requests to lookaside's own services that are not valid protobuf are answered
+``INVALID_ARGUMENT`` naming the expected message (gRPC's default would be
+``UNKNOWN`` with a Python exception in the text): see
+:class:`DecodeErrorInterceptor`.
 """
 
 from __future__ import annotations
@@ -10,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Coroutine, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc import aio
@@ -19,18 +24,87 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+OWN_METHODS_PREFIX = "/lookaside.v1."
+
+if TYPE_CHECKING:
+    _Interceptor = aio.ServerInterceptor[Any, Any]
+    _Handler = grpc.RpcMethodHandler[Any, Any]
+else:
+    _Interceptor = aio.ServerInterceptor
+    _Handler = grpc.RpcMethodHandler
+_Context = aio.ServicerContext[Any, Any]
 
 
 def new_server(
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-    interceptors: Sequence[aio.ServerInterceptor[Any, Any]] = (),
+    interceptors: Sequence[_Interceptor] = (),
 ) -> aio.Server:
+    """A server for lookaside's services; undecodable requests get ``INVALID_ARGUMENT``."""
     options = [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.so_reuseport", 0),
     ]
-    return aio.server(options=options, interceptors=list(interceptors))
+    chain = [*interceptors, DecodeErrorInterceptor()]
+    return aio.server(options=options, interceptors=chain)
+
+
+class DecodeErrorInterceptor(_Interceptor):
+    """Parse requests to ``lookaside.v1`` methods inside the call, so bad bytes are
+    answered ``INVALID_ARGUMENT`` ("request: not a valid lookaside.v1.X message").
+
+    gRPC parses a request before the servicer runs and turns a parse error into
+    ``UNKNOWN``; here the handler receives raw bytes and parses them itself.
+    Only unary-request and client-streaming methods exist in lookaside.v1.
+    """
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[_Handler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> _Handler:
+        handler = await continuation(handler_call_details)
+        if (
+            handler is None
+            or handler.request_deserializer is None
+            or handler.response_streaming
+            or not handler_call_details.method.startswith(OWN_METHODS_PREFIX)
+        ):
+            return handler
+        parse = handler.request_deserializer
+        what = handler_call_details.method.rsplit("/", 1)[-1]
+
+        async def decode(raw: bytes, context: _Context) -> Any:
+            try:
+                return parse(raw)
+            except Exception:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"request: not a valid message for {what} (protobuf parse failed)",
+                )
+
+        # The handler came from an aio servicer: its behaviours are coroutine functions.
+        if handler.request_streaming:
+            behaviour: Any = handler.stream_unary
+
+            async def decoded(raws: AsyncIterator[bytes], context: _Context) -> AsyncIterator[Any]:
+                async for raw in raws:
+                    yield await decode(raw, context)
+
+            async def stream_unary(raws: AsyncIterator[bytes], context: _Context) -> Any:
+                return await behaviour(decoded(raws, context), context)
+
+            return grpc.stream_unary_rpc_method_handler(
+                stream_unary, response_serializer=handler.response_serializer
+            )
+        unary: Any = handler.unary_unary
+
+        async def unary_unary(raw: bytes, context: _Context) -> Any:
+            return await unary(await decode(raw, context), context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary_unary, response_serializer=handler.response_serializer
+        )
 
 
 #: grpc_health.v1.health.aio.HealthServicer (its stubs do not describe the aio module).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from lookaside import lb_server, policies, serving
+from lookaside.security import AuthTokens, TlsConfig, add_tls_flags, add_token_flags
 
 NAME = "lb"
 HELP = "run the load balancer server"
@@ -67,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=64 * 1024,
         help="largest request message the LB accepts",
     )
+    add_token_flags(parser, backend=True, client=True)
+    add_tls_flags(parser, serves=True, dials=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,5 +83,7 @@ def run(args: argparse.Namespace) -> int:
         max_backends=args.max_backends,
         max_streams=args.max_streams,
         max_message_bytes=args.max_message_bytes,
+        tokens=AuthTokens.from_args(args),
+        tls=TlsConfig.from_args(args),
     )
     return serving.run(lb_server.serve(config))
