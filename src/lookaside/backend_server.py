@@ -4,6 +4,12 @@ Start-up: listen (port 0 picks a free one), report SERVING on health, then
 register with the LB using the real port. Shutdown on SIGTERM/SIGINT:
 deregister, keep serving for a short drain period (picks handed out just
 before the deregistration still arrive), finish the tasks in flight, exit 0.
+
+Security: with ``tls.cert``/``tls.key`` the Compute port serves TLS (mutual
+with ``tls.client_ca``); with ``tls.ca`` the channel to the LB is TLS and, when
+the backend has a certificate, presents it (for an LB that requires mutual
+TLS). ``token`` is the LB's backend token, sent as ``authorization: Bearer``
+metadata on every membership RPC; it is never logged.
 """
 
 from __future__ import annotations
@@ -11,15 +17,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from grpc import aio
 
 from lookaside import serving
+from lookaside.channels import dial
 from lookaside.compute_service import ComputeService, WorkMode
 from lookaside.load_source import LoadMode, LoadSource
 from lookaside.model import DEFAULT_SERVICE
 from lookaside.reporter import LoadReporter
+from lookaside.security import TlsConfig, Token, bearer_metadata
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 
@@ -51,10 +59,14 @@ class BackendConfig:
     load_mode: LoadMode = LoadMode.REAL
     drain_seconds: float = 0.5  # keep serving after deregistering
     shutdown_grace: float = 30.0  # longest wait for tasks in flight
+    token: Token | None = None  # the LB's backend token; None = send none
+    tls: TlsConfig = field(default_factory=TlsConfig)  # serve and dial TLS; default plaintext
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError("--workers must be at least 1")
+        if self.max_queue < 0:
+            raise ValueError("--max-queue must be >= 0")
         if self.work_ms < 0 or self.report_interval <= 0:
             raise ValueError("--work-ms must be >= 0 and --report-interval > 0")
         if self.host in ("0.0.0.0", "::") and not self.advertise_host:
@@ -66,8 +78,16 @@ class BackendServer:
         self.config = config
         self.id = config.id or default_backend_id()
         self.compute = ComputeService(
-            self.id, config.workers, config.work_ms, config.work_mode, config.max_queue
+            self.id,
+            config.workers,
+            config.work_ms,
+            config.work_mode,
+            config.max_queue,
+            on_reject=self._on_reject,
         )
+        # Read the PEM files now, so a bad path stops start-up with a clear message.
+        self._server_credentials = config.tls.server_credentials()
+        self._lb_credentials = config.tls.channel_credentials()
         self._server = serving.new_server()
         pb_grpc.add_ComputeServicer_to_server(self.compute, self._server)
         self._health = serving.add_health_and_reflection(self._server, [COMPUTE_SERVICE])
@@ -77,10 +97,19 @@ class BackendServer:
 
     async def start(self) -> int:
         config = self.config
-        self.port = serving.bind(self._server, config.host, config.port)
+        self.port = serving.bind(self._server, config.host, config.port, self._server_credentials)
         await self._server.start()
         await serving.set_serving(self._health, [COMPUTE_SERVICE], True)
-        log.info("listening on %s:%d id=%s", config.host, self.port, self.id)
+        tls = "mtls" if config.tls.mutual else "on" if config.tls.serves_tls else "off"
+        log.info(
+            "listening on %s:%d id=%s tls=%s lb_tls=%s auth_token=%s",
+            config.host,
+            self.port,
+            self.id,
+            tls,
+            "on" if self._lb_credentials is not None else "off",
+            "set" if config.token is not None else "none",
+        )
         registration = pb.BackendInfo(
             id=self.id,
             address=config.advertise_host or config.host,
@@ -90,12 +119,21 @@ class BackendServer:
             weight=config.weight,
         )
         source = LoadSource(self.compute, config.load_mode)
-        self._lb_channel = aio.insecure_channel(config.lb)
+        self._lb_channel = dial(config.lb, self._lb_credentials)
         self.reporter = LoadReporter(
-            self._lb_channel, registration, source.report, config.report_interval
+            self._lb_channel,
+            registration,
+            source.report,
+            config.report_interval,
+            metadata=bearer_metadata(config.token),
         )
         self.reporter.start()
         return self.port
+
+    def _on_reject(self) -> None:
+        # Rejecting means saturated: tell the LB now rather than at the next report.
+        if self.reporter is not None:
+            self.reporter.report_now()
 
     async def stop(self) -> None:
         await serving.set_serving(self._health, [COMPUTE_SERVICE], False)

@@ -2,15 +2,24 @@
 
 ``ComputeTask`` reverses the input after some simulated work. At most
 ``workers`` tasks run at once; the rest wait in a queue whose length is what
-the backend reports as load (``(running + queued) / workers``). A queue longer
-than ``max_queue`` is answered with ``RESOURCE_EXHAUSTED`` at once, so a client
-retries elsewhere instead of waiting behind an overloaded backend.
+the backend reports as load (``(running + queued) / workers``). A task that
+would have to wait while ``max_queue`` tasks already wait is answered with
+``RESOURCE_EXHAUSTED`` at once, so a client retries elsewhere instead of
+waiting behind an overloaded backend (``max_queue=0``: never queue, serve only
+while a worker is free). Each rejection calls ``on_reject`` (the backend uses
+it to tell the LB at once that it is saturated, see :mod:`lookaside.load_source`).
+
+``input`` is the only field; it is limited to :data:`MAX_INPUT_CHARS`
+characters (``INVALID_ARGUMENT`` naming the field beyond). Any valid UTF-8
+string is accepted; malformed bytes never reach here (see
+:class:`lookaside.serving.DecodeErrorInterceptor`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
@@ -56,15 +65,19 @@ class ComputeService(pb_grpc.ComputeServicer):
         work_ms: float,
         work_mode: WorkMode = WorkMode.SLEEP,
         max_queue: int = 1000,
+        on_reject: Callable[[], None] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
+        if max_queue < 0:
+            raise ValueError("max_queue must be >= 0")
         self.backend_id = backend_id
         self.workers = workers
         self.work_seconds = work_ms / 1000.0
         self.work_mode = work_mode
         self.max_queue = max_queue
         self.counters = TaskCounters()
+        self.on_reject = on_reject
         self._slots = asyncio.Semaphore(workers)
         self._executor = (
             ThreadPoolExecutor(workers, thread_name_prefix="work")
@@ -75,6 +88,10 @@ class ComputeService(pb_grpc.ComputeServicer):
     def load(self) -> float:
         """(tasks running + queued) / workers: 0 idle, 1 all busy, above 1 queueing."""
         return (self.counters.running + self.counters.queued) / self.workers
+
+    def saturation_load(self) -> float:
+        """The load with every worker busy and the queue full: where rejections start."""
+        return (self.workers + self.max_queue) / self.workers
 
     def utilization(self) -> float:
         return self.counters.running / self.workers
@@ -98,8 +115,10 @@ class ComputeService(pb_grpc.ComputeServicer):
                 f"input: {len(request.input)} characters, the limit is {MAX_INPUT_CHARS}",
             )
         counters = self.counters
-        if counters.queued >= self.max_queue:
+        if counters.running + counters.queued >= self.workers + self.max_queue:
             counters.rejected += 1
+            if self.on_reject is not None:
+                self.on_reject()
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"backend {self.backend_id} is overloaded: {counters.queued} tasks queued "

@@ -4,6 +4,14 @@
 ORCA-shaped figures (utilisation, requests and errors per second over the last
 interval, CPU of this process). ``simulated``: the seed's approach, a random
 walk in [0, 1], for experiments that want load independent of traffic.
+
+Overload: a backend that rejected a task (``RESOURCE_EXHAUSTED``, queue full)
+since its previous report reports at least its *saturation load*, ``(workers +
+max_queue) / workers`` — the load at which it starts rejecting — whatever the
+mode and even if the burst has passed by report time. Load-aware policies
+(``least_load`` and the weighted ones) then send it nothing until a later
+report shows it has room; the backend's reporter sends such a report at once
+instead of waiting for the next interval. ``eps`` counts rejections too.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from enum import Enum
 
 from lookaside.compute_service import ComputeService
 from lookaside.v1 import load_balancer_pb2 as pb
+from lookaside.validation import MAX_LOAD
 
 
 class LoadMode(Enum):
@@ -38,6 +47,7 @@ class LoadSource:
         self._last_cpu = time.process_time()
         self._last_completed = service.counters.completed
         self._last_errors = service.counters.failed + service.counters.rejected
+        self._last_rejected = service.counters.rejected
         self._last_busy = service.counters.busy_seconds
 
     def _load(self) -> float:
@@ -61,9 +71,13 @@ class LoadSource:
         utilization = max(utilization, self._service.utilization())
         self._last_wall, self._last_cpu, self._last_busy = wall, cpu, counters.busy_seconds
         self._last_completed, self._last_errors = counters.completed, errors
+        load = self._load()
+        if counters.rejected > self._last_rejected:
+            load = max(load, min(self._service.saturation_load(), MAX_LOAD))
+        self._last_rejected = counters.rejected
         return pb.LoadReport(
             id=self._service.backend_id,
-            load=self._load(),
+            load=load,
             cpu_utilization=cpu_share,
             application_utilization=utilization,
             rps_fractional=rps,

@@ -5,6 +5,16 @@ answers), then hold a ``StreamLoad`` stream open and send a report every
 interval. ``NOT_FOUND`` (the LB restarted and forgot us) or a broken stream
 sends us back to registering. ``stop()`` deregisters first, so the LB stops
 handing us out before we stop serving.
+
+While the LB is down the backend keeps serving the clients that already know
+it and keeps trying to register (back-off capped at :data:`MAX_BACKOFF`
+seconds, and the channel's own reconnect back-off at one second, see
+:mod:`lookaside.channels`), so it is back in the LB's registry within about two
+seconds of the LB's return.
+
+``report_now()`` asks for a report before the interval is up (the backend calls
+it when it starts rejecting tasks); reports are never closer together than
+:data:`MIN_REPORT_GAP` of the interval.
 """
 
 from __future__ import annotations
@@ -25,7 +35,8 @@ log = logging.getLogger("lookaside.backend")
 
 Metadata = Sequence[tuple[str, str]]
 RPC_TIMEOUT = 3.0
-MAX_BACKOFF = 5.0
+MAX_BACKOFF = 2.0
+MIN_REPORT_GAP = 0.2  # fraction of the interval between an urgent report and the previous one
 
 
 class Backoff:
@@ -63,8 +74,13 @@ class LoadReporter:
         self._metadata = tuple(metadata)
         self._leaving = asyncio.Event()  # no more reports or registrations
         self._stopping = asyncio.Event()  # close the load stream
+        self._urgent = asyncio.Event()  # report before the interval is up
         self._task: asyncio.Task[None] | None = None
         self.registered = asyncio.Event()
+
+    def report_now(self) -> None:
+        """Send the next report early (soon, not necessarily at once: see MIN_REPORT_GAP)."""
+        self._urgent.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="load-reporter")
@@ -99,14 +115,22 @@ class LoadReporter:
 
     async def _reports(self, interval: float) -> AsyncIterator[pb.LoadReport]:
         while not self._leaving.is_set():
+            self._urgent.clear()
             yield self._make_report()
-            await self._sleep(interval)
+            await self._sleep(interval * MIN_REPORT_GAP)
+            await self._sleep(interval * (1 - MIN_REPORT_GAP), self._urgent)
         # Keep the stream open until we have deregistered: its end marks us down.
         await self._stopping.wait()
 
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._leaving.wait(), seconds)
+    async def _sleep(self, seconds: float, wake: asyncio.Event | None = None) -> None:
+        """Wait ``seconds``, less if we are leaving or ``wake`` is set."""
+        events = [self._leaving] if wake is None else [self._leaving, wake]
+        waiters = [asyncio.ensure_future(event.wait()) for event in events]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
 
     async def _run(self) -> None:
         backoff = Backoff()

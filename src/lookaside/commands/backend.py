@@ -7,6 +7,7 @@ import argparse
 from lookaside import backend_server, serving
 from lookaside.compute_service import WorkMode
 from lookaside.load_source import LoadMode
+from lookaside.security import AuthTokens, TlsConfig, add_tls_flags, add_token_flags
 
 NAME = "backend"
 HELP = "run a backend that serves the compute task and reports load to the LB"
@@ -62,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.5,
         help="on shutdown, keep serving this long after deregistering",
     )
+    add_token_flags(parser, backend=True)
+    add_tls_flags(parser, serves=True, dials=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,5 +83,7 @@ def run(args: argparse.Namespace) -> int:
         report_interval=args.report_interval,
         load_mode=LoadMode(args.load),
         drain_seconds=args.drain_seconds,
+        token=AuthTokens.from_args(args).backend,
+        tls=TlsConfig.from_args(args),
     )
     return serving.run(backend_server.serve(config))
