@@ -10,6 +10,19 @@ covers all its attempts. When a backend answers ``UNAVAILABLE``,
 ``DEADLINE_EXCEEDED`` or ``RESOURCE_EXHAUSTED`` the client asks the LB again,
 excluding the backends that just failed, and retries (the task is idempotent),
 with jittered back-off between attempts, up to ``max_attempts``.
+
+When the LB itself cannot be reached (``UNAVAILABLE`` or ``DEADLINE_EXCEEDED``
+from ``GetBackend``), the client carries on with the backends it remembers:
+the last :data:`MAX_REMEMBERED` it was handed for the service, round-robin,
+minus those that answered ``UNAVAILABLE`` since. For :data:`LB_RETRY_INTERVAL`
+after finding the LB unreachable it does not wait on it at all; then it asks
+again, and uses it as before once it answers. ``ComputeResult.from_lb`` says
+which way a request went.
+
+Security: ``tls`` (a :class:`~lookaside.security.TlsConfig` with ``ca``, and
+``cert``/``key`` for mutual TLS) makes every channel, to the LB and to the
+backends, TLS with the same trust; ``token`` is the LB's client token, sent on
+``GetBackend``.
 """
 
 from __future__ import annotations
@@ -26,7 +39,9 @@ from types import TracebackType
 import grpc
 from grpc import aio
 
+from lookaside.channels import dial
 from lookaside.model import DEFAULT_SERVICE
+from lookaside.security import TlsConfig, Token, bearer_metadata
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 
@@ -37,7 +52,10 @@ RETRYABLE = frozenset(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
     }
 )
+LB_UNREACHABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 MAX_CACHED_CHANNELS = 256
+MAX_REMEMBERED = 64  # backends remembered per client for when the LB is unreachable
+LB_RETRY_INTERVAL = 0.5  # seconds to go without the LB after finding it unreachable
 
 
 @dataclass(frozen=True)
@@ -50,6 +68,7 @@ class ComputeResult:
     lb_ms: float  # time spent in GetBackend
     compute_ms: float  # time spent in ComputeTask
     attempts: int
+    from_lb: bool = True  # False: the LB was unreachable, a remembered backend served it
 
 
 class LookasideError(Exception):
@@ -71,6 +90,8 @@ class LookasideClient:
         lb_timeout: float = 2.0,
         max_attempts: int = 3,
         rng: random.Random | None = None,
+        token: Token | None = None,
+        tls: TlsConfig | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -81,9 +102,14 @@ class LookasideClient:
         self.lb_timeout = lb_timeout
         self.max_attempts = max_attempts
         self._rng = rng or random.Random()
-        self._lb_channel = aio.insecure_channel(lb_target)
+        self._credentials = tls.channel_credentials() if tls is not None else None
+        self._lb_metadata = bearer_metadata(token)
+        self._lb_channel = dial(lb_target, self._credentials)
         self._lb = pb_grpc.LoadBalancerStub(self._lb_channel)
         self._channels: OrderedDict[str, aio.Channel] = OrderedDict()
+        self._remembered: OrderedDict[str, pb.BackendInfo] = OrderedDict()
+        self._next_remembered = 0
+        self._skip_lb_until = 0.0
 
     async def __aenter__(self) -> LookasideClient:
         return self
@@ -104,7 +130,7 @@ class LookasideClient:
     def _channel(self, target: str) -> aio.Channel:
         channel = self._channels.get(target)
         if channel is None:
-            channel = self._channels[target] = aio.insecure_channel(target)
+            channel = self._channels[target] = dial(target, self._credentials)
             if len(self._channels) > MAX_CACHED_CHANNELS:
                 _, oldest = self._channels.popitem(last=False)
                 asyncio.get_running_loop().create_task(oldest.close(None))
@@ -122,7 +148,62 @@ class LookasideClient:
             hash_key=hash_key,
             exclude_ids=list(exclude),
         )
-        return await self._lb.GetBackend(request, timeout=timeout or self.lb_timeout)
+        return await self._lb.GetBackend(
+            request, timeout=timeout or self.lb_timeout, metadata=self._lb_metadata
+        )
+
+    def remembered(self) -> list[str]:
+        """Ids of the backends this client would fall back on, oldest first."""
+        return list(self._remembered)
+
+    def _remember(self, backend: pb.BackendInfo) -> None:
+        self._remembered[backend.id] = backend
+        self._remembered.move_to_end(backend.id)
+        if len(self._remembered) > MAX_REMEMBERED:
+            self._remembered.popitem(last=False)
+
+    def _forget(self, backend_id: str) -> None:
+        self._remembered.pop(backend_id, None)
+
+    def _pick_remembered(self, exclude: Sequence[str]) -> pb.BackendInfo | None:
+        """Round-robin over the remembered backends not in ``exclude``."""
+        candidates = [b for b in self._remembered.values() if b.id not in exclude]
+        if not candidates:
+            return None
+        self._next_remembered += 1
+        return candidates[self._next_remembered % len(candidates)]
+
+    def _lb_unreachable(self, error: aio.AioRpcError) -> bool:
+        """True when the LB did not answer (as opposed to answering "no backend")."""
+        if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return True
+        state = self._lb_channel.get_state(try_to_connect=False)
+        return state != grpc.ChannelConnectivity.READY
+
+    async def _choose(
+        self, exclude: Sequence[str], hash_key: str, remaining: float
+    ) -> tuple[pb.BackendInfo | None, bool, aio.AioRpcError | None]:
+        """(backend, from the LB?, the LB's error): the LB's pick, else a remembered one.
+
+        Raises :class:`LookasideError` when the LB answers with a status that
+        no retry can fix (``UNAUTHENTICATED``, ``INVALID_ARGUMENT``, ...).
+        """
+        if time.monotonic() < self._skip_lb_until:
+            backend = self._pick_remembered(exclude)
+            if backend is not None:
+                return backend, False, None
+        try:
+            backend = await self.get_backend(
+                exclude, hash_key, timeout=min(self.lb_timeout, remaining)
+            )
+        except aio.AioRpcError as error:
+            if error.code() not in LB_UNREACHABLE:
+                raise LookasideError(error.code(), error.details() or "") from error
+            if self._lb_unreachable(error):
+                self._skip_lb_until = time.monotonic() + LB_RETRY_INTERVAL
+            return self._pick_remembered(exclude), False, error
+        self._remember(backend)
+        return backend, True, None
 
     async def call_backend(
         self, backend: pb.BackendInfo, text: str, timeout: float
@@ -141,24 +222,20 @@ class LookasideClient:
         failed: list[str] = []
         lb_seconds = compute_seconds = 0.0
         last_error: aio.AioRpcError | None = None
+        tried = 0
         for attempt in range(1, self.max_attempts + 1):
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 break
+            tried = attempt
             t0 = time.perf_counter()
-            try:
-                backend = await self.get_backend(
-                    failed, hash_key, timeout=min(self.lb_timeout, remaining)
-                )
-            except aio.AioRpcError as error:
-                lb_seconds += time.perf_counter() - t0
-                last_error = error
-                if error.code() not in RETRYABLE:
-                    raise LookasideError(error.code(), error.details() or "") from error
-                await self._pause(attempt, deadline)
-                continue
+            backend, from_lb, lb_error = await self._choose(failed, hash_key, remaining)
             t1 = time.perf_counter()
             lb_seconds += t1 - t0
+            if backend is None:
+                last_error = lb_error or last_error
+                await self._pause(attempt, deadline)
+                continue
             try:
                 reply = await self.call_backend(backend, text, deadline - t1)
             except aio.AioRpcError as error:
@@ -167,6 +244,8 @@ class LookasideClient:
                 if error.code() not in RETRYABLE:
                     raise LookasideError(error.code(), error.details() or "") from error
                 failed.append(backend.id)
+                if error.code() == grpc.StatusCode.UNAVAILABLE:
+                    self._forget(backend.id)
                 await self._pause(attempt, deadline)
                 continue
             done = time.perf_counter()
@@ -178,12 +257,13 @@ class LookasideClient:
                 lb_ms=lb_seconds * 1000,
                 compute_ms=compute_seconds * 1000,
                 attempts=attempt,
+                from_lb=from_lb,
             )
         if last_error is None:
             raise LookasideError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before a try")
         raise LookasideError(
             last_error.code(),
-            f"gave up after {len(failed) + 1} attempt(s): {last_error.details()}",
+            f"gave up after {tried} attempt(s): {last_error.details()}",
         ) from last_error
 
     async def _pause(self, attempt: int, deadline: float) -> None:
