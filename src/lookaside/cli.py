@@ -18,6 +18,9 @@ COMMANDS = (
     "lookaside.commands.backend",
     "lookaside.commands.client",
     "lookaside.commands.demo",
+    "lookaside.commands.scale_servers",
+    "lookaside.commands.scale_clients",
+    "lookaside.commands.bench",
 )
 
 

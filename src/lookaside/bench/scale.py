@@ -1,0 +1,126 @@
+"""The seed's two scale tools: ``scale-servers`` (N backends) and ``scale-clients`` (N clients).
+
+``scale-servers`` starts ``backend1..backendN`` as child processes of itself and
+keeps them until Ctrl-C or SIGTERM, then stops them all; if it is SIGKILLed
+instead, the kernel SIGTERMs each child (``PR_SET_PDEATHSIG``, see
+:mod:`lookaside.procs`), so no backend is ever orphaned.
+
+``scale-clients`` runs the seed's flow (``GetBackend`` then ``ComputeTask``) from
+N concurrent clients against a running LB and summarises what they saw.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+from rich.table import Table
+
+from lookaside.admin import list_backends
+from lookaside.bench.fleet import BackendSpec, Fleet, numbered_ids
+from lookaside.bench.load import SeedFlowClient, WarmConnections, close_all, closed_loop
+from lookaside.bench.metrics import RunSummary, summarize
+from lookaside.bench.results import jsonable
+from lookaside.bench.runner import run_async
+from lookaside.v1 import load_balancer_pb2 as pb
+
+
+class _Stop(Exception):
+    """Raised in the main thread by SIGTERM/SIGINT: stop the fleet and exit cleanly."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def backends_table(backends: Sequence[pb.BackendInfo], pids: dict[str, int]) -> Table:
+    table = Table(title=f"{len(backends)} backends registered")
+    table.add_column("id")
+    table.add_column("address:port")
+    table.add_column("pid", justify="right")
+    for backend in backends:
+        table.add_row(backend.id, f"{backend.address}:{backend.port}", str(pids.get(backend.id)))
+    return table
+
+
+def serve_backends(
+    lb_target: str,
+    count: int,
+    template: BackendSpec,
+    log_dir: Path,
+    base_port: int = 0,
+    timeout: float = 60.0,
+    console: Console | None = None,
+) -> int:
+    """Start ``backend1..backendN``, show them, hold them until SIGTERM/SIGINT, stop them."""
+    console = console or Console()
+    fleet = Fleet(log_dir, lb_target=lb_target)
+    stopped = threading.Event()
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for index, backend_id in enumerate(numbered_ids(count)):
+            port = base_port + index if base_port else 0
+            fleet.spawn(replace(template, id=backend_id, port=port))
+        backends = run_async(fleet.wait_registered(timeout=timeout))
+        order = {backend_id: i for i, backend_id in enumerate(numbered_ids(count))}
+        backends.sort(key=lambda b: order[b.id])
+        console.print(backends_table(backends, fleet.pids()))
+        console.print(f"logs in {log_dir}; Ctrl-C or SIGTERM stops them all", highlight=False)
+        while not stopped.wait(0.5):
+            for backend_id, process in list(fleet.backends.items()):
+                if not process.alive():
+                    console.print(f"[red]{backend_id} exited; see {process.log_path}[/]")
+                    fleet.backends.pop(backend_id)
+    except _Stop as why:
+        console.print(f"{why}: stopping {len(fleet.backends)} backends")
+    finally:
+        # Ignore further signals while stopping: a second Ctrl-C must not leave orphans.
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        fleet.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+async def _clients_run(
+    lb_target: str, clients: int, requests_per_client: int, service: str, timeout: float
+) -> RunSummary:
+    known = list((await list_backends(lb_target, service)).backends)
+    if not known:
+        raise ValueError(f"no live backends for service {service!r} at {lb_target}")
+    flows = [SeedFlowClient(lb_target, service, f"client{i}") for i in range(1, clients + 1)]
+    warm = WarmConnections([lb_target, *(f"{b.address}:{b.port}" for b in known)])
+    try:
+        await warm.open(flows)
+        records, wall = await closed_loop(flows, requests_per_client, timeout)
+    finally:
+        await close_all(flows)
+        await warm.close()
+    return summarize(records, wall_s=wall, backend_ids=[b.id for b in known])
+
+
+def run_clients(
+    lb_target: str,
+    clients: int,
+    requests_per_client: int = 1,
+    service: str = "compute",
+    timeout: float = 60.0,
+) -> RunSummary:
+    """N concurrent clients, each doing the seed's flow ``requests_per_client`` times."""
+    if clients < 1 or requests_per_client < 1:
+        raise ValueError("need at least one client and one request per client")
+    return run_async(_clients_run(lb_target, clients, requests_per_client, service, timeout))
+
+
+def write_summary_json(summary: RunSummary, path: Path, **context: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = jsonable({**context, **summary.to_dict()})
+    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return path

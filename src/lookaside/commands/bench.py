@@ -1,0 +1,240 @@
+"""``lookaside bench``: the benchmark lab — every case on real processes, a report and plots."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from lookaside.bench.console import RichBenchProgress, summary_tables
+from lookaside.bench.report import write_report
+from lookaside.bench.results import SEED_SCENARIO, write_results_json
+from lookaside.bench.runner import (
+    SCENARIOS,
+    BenchOptions,
+    known_policies,
+    run_bench,
+    scenario_defaults,
+)
+
+NAME = "bench"
+HELP = "run the seed's scale experiment (or another scenario) and write a report with plots"
+DESCRIPTION = (
+    "For every server count x policy x repeat: start a fresh LB with that policy and N "
+    "backends as real processes, wait until all are registered, run the clients, stop "
+    "everything. Writes results.json, report.md and PNG plots to --out. The defaults are "
+    "the seed report's experiment (10 and 15 backends, 100 concurrent clients, 500 ms of work, "
+    "4 workers) plus grpc_round_robin, gRPC's own client-side round robin without an LB. "
+    "Flags left unset take the chosen scenario's defaults (shown as None below)."
+)
+QUICK: dict[str, Any] = {
+    "servers": (3,),
+    "clients": 24,
+    "work_ms": 50.0,
+    "workers": 2,
+    "repeat": 1,
+    "duration_s": 4.0,
+}
+
+
+def _servers(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected counts like 10,15, got {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("server counts must be at least 1")
+    return counts
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scenario",
+        default=SEED_SCENARIO,
+        choices=SCENARIOS,
+        help="seed = the seed's closed-loop burst; heterogeneous = slow backends, open-loop "
+        "Poisson load; churn = backends SIGKILLed and replaced under load; chaos = backends "
+        "and the LB SIGKILLed and restarted, clients with failover",
+    )
+    parser.add_argument(
+        "--servers",
+        type=_servers,
+        default=None,
+        help="backend counts, comma-separated (seed: 10,15; others: 6)",
+    )
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=None,
+        help="concurrent clients (open loop: clients requests take turns on)",
+    )
+    parser.add_argument(
+        "--requests-per-client",
+        type=int,
+        default=1,
+        help="requests each client sends one after another (seed scenario)",
+    )
+    parser.add_argument(
+        "--policies",
+        type=_names,
+        default=None,
+        help=f"comma-separated, any of: {', '.join(known_policies())}",
+    )
+    parser.add_argument(
+        "--work-ms",
+        type=float,
+        default=None,
+        help="simulated work per task (seed: 500; heterogeneous: 40)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="workers per backend (seed: 4; heterogeneous: 2)"
+    )
+    parser.add_argument(
+        "--work-mode", choices=["sleep", "cpu"], default="sleep", help="how backends simulate work"
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=None, help="repeats of every case (seed: 3; others: 1)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="deadline per request, seconds (seed: 60; others: 10)",
+    )
+    parser.add_argument("--service", default="compute", help="service the backends serve")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output directory (default: bench-results/<timestamp>/)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small run for CI and smoke tests: 3 backends, 24 clients, "
+        "50 ms work, 2 workers, 1 repeat (explicit flags still win)",
+    )
+    group = parser.add_argument_group("open-loop scenarios (heterogeneous, churn, chaos)")
+    group.add_argument(
+        "--slow-fraction",
+        type=float,
+        default=None,
+        help="share of backends that are slow, the last ones (heterogeneous: 1/3; others: 0)",
+    )
+    group.add_argument(
+        "--slow-factor", type=float, default=4.0, help="slow backends' work time = --work-ms x this"
+    )
+    group.add_argument(
+        "--load-factor",
+        type=float,
+        default=None,
+        help="arrival rate as a share of the total capacity, sum of "
+        "workers / work time (heterogeneous: 0.7, churn 0.5, chaos 0.3)",
+    )
+    group.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds of arrivals (heterogeneous, churn: 20; chaos: 60)",
+    )
+    group.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="random seed of arrivals and kills (repeat k uses seed + k)",
+    )
+    group.add_argument(
+        "--kill-interval", type=float, default=3.0, help="churn/chaos: seconds between kills"
+    )
+    group.add_argument(
+        "--restart-delay",
+        type=float,
+        default=1.0,
+        help="chaos: seconds a killed process stays down",
+    )
+    group.add_argument(
+        "--ttl", type=float, default=None, help="the LB's --ttl (default: the LB's own)"
+    )
+    group.add_argument(
+        "--report-interval",
+        type=float,
+        default=None,
+        help="the LB's and backends' --report-interval (default: theirs)",
+    )
+
+
+# flag name -> BenchOptions field, for the flags whose default depends on the scenario
+SCENARIO_FLAGS = {
+    "servers": "servers",
+    "clients": "clients",
+    "policies": "policies",
+    "work_ms": "work_ms",
+    "workers": "workers",
+    "repeat": "repeat",
+    "timeout": "timeout_s",
+    "slow_fraction": "slow_fraction",
+    "load_factor": "load_factor",
+    "duration": "duration_s",
+}
+
+
+def options_from(args: argparse.Namespace) -> BenchOptions:
+    """Scenario defaults, then ``--quick``'s, then the flags given explicitly."""
+    values: dict[str, Any] = asdict(scenario_defaults(args.scenario))
+    if args.quick:
+        values |= QUICK
+    values |= {
+        field: getattr(args, flag)
+        for flag, field in SCENARIO_FLAGS.items()
+        if getattr(args, flag) is not None
+    }
+    return BenchOptions(
+        scenario=args.scenario,
+        requests_per_client=args.requests_per_client,
+        work_mode=args.work_mode,
+        service=args.service,
+        slow_factor=args.slow_factor,
+        seed=args.seed,
+        kill_interval_s=args.kill_interval,
+        restart_delay_s=args.restart_delay,
+        ttl=args.ttl,
+        report_interval=args.report_interval,
+        **values,
+    )
+
+
+def default_out_dir(now: datetime | None = None) -> Path:
+    return Path("bench-results") / (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+
+
+def run(args: argparse.Namespace) -> int:
+    from lookaside.bench.plots import plot_all  # matplotlib: only when a report is made
+
+    options = options_from(args)
+    out_dir: Path = args.out or default_out_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    console = Console()
+    cases = len(options.servers) * len(options.policies) * options.repeat
+    console.print(
+        f"[bold]lookaside bench[/] · scenario {options.scenario} · {cases} case run(s) · "
+        f"output {out_dir}"
+    )
+    with RichBenchProgress(cases, console) as progress:
+        results = run_bench(options, out_dir, progress)
+    results_path = write_results_json(results, out_dir / "results.json")
+    report_path = write_report(results, out_dir / "report.md")
+    plots = plot_all(results, out_dir)
+    for table in summary_tables(results):
+        console.print(table)
+    console.print(f"results: {results_path}")
+    console.print(f"plots:   {len(plots)} PNG file(s) in {out_dir}")
+    console.print(f"[bold]report: {report_path}[/]")
+    return 0
