@@ -7,6 +7,7 @@ import json
 import sys
 
 from lookaside.client import BlockingLookasideClient, LookasideError
+from lookaside.security import AuthTokens, TlsConfig, add_tls_flags, add_token_flags
 
 NAME = "client"
 HELP = "send one compute task: ask the LB, then call the chosen backend"
@@ -28,11 +29,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print one JSON object with result, backend_id and latency_ms",
     )
+    add_token_flags(parser, client=True)
+    add_tls_flags(parser, serves=False, dials=True)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        with BlockingLookasideClient(args.lb, args.service, timeout=args.timeout) as client:
+        with BlockingLookasideClient(
+            args.lb,
+            args.service,
+            timeout=args.timeout,
+            token=AuthTokens.from_args(args).client,
+            tls=TlsConfig.from_args(args),
+        ) as client:
             reply = client.compute(args.text)
     except LookasideError as error:
         print(f"lookaside client: {error}", file=sys.stderr)
