@@ -2,8 +2,10 @@
 
 :func:`make_pki` writes into a directory (use ``tmp_path``): a CA, a server
 certificate for ``localhost``/``127.0.0.1``/``::1`` signed by it, a client
-certificate signed by it, and an unrelated second CA with its own client
-certificate (for "wrong CA" tests). EC P-256 keeps generation fast.
+certificate signed by it, a *peer* certificate for the same names that may
+both serve and act as a client (a backend under mutual TLS serves Compute and
+dials the LB with one certificate), and an unrelated second CA with its own
+client certificate (for "wrong CA" tests). EC P-256 keeps generation fast.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ class Pki:
     other_client_cert: Path
     """A client certificate signed by ``other_ca_cert``: a stranger to the server."""
     other_client_key: Path
+    peer_cert: Path
+    """Signed by ``ca_cert`` for the server's names, with both server and client usage."""
+    peer_key: Path
 
 
 @dataclass(frozen=True)
@@ -117,14 +122,17 @@ def _make_leaf(
     directory: Path,
     stem: str,
     issuer: _Issuer,
-    usage: x509.ObjectIdentifier,
+    usage: x509.ObjectIdentifier | list[x509.ObjectIdentifier],
     san: x509.SubjectAlternativeName | None = None,
 ) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     builder = (
         _builder(_name(stem), issuer.name, key.public_key())
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage(usage if isinstance(usage, list) else [usage]),
+            critical=False,
+        )
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
             critical=False,
@@ -151,6 +159,8 @@ def make_pki(directory: Path) -> Pki:
         directory, "server", ca, ExtendedKeyUsageOID.SERVER_AUTH, server_san
     )
     client_cert, client_key = _make_leaf(directory, "client", ca, ExtendedKeyUsageOID.CLIENT_AUTH)
+    both = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+    peer_cert, peer_key = _make_leaf(directory, "peer", ca, both, server_san)
     other_cert, other_key = _make_leaf(
         directory, "other-client", other_ca, ExtendedKeyUsageOID.CLIENT_AUTH
     )
@@ -163,4 +173,6 @@ def make_pki(directory: Path) -> Pki:
         other_ca_cert=other_ca_cert,
         other_client_cert=other_cert,
         other_client_key=other_key,
+        peer_cert=peer_cert,
+        peer_key=peer_key,
     )
