@@ -25,8 +25,12 @@ test-unit: install
 test-integration: install
 	$(BIN)/python -m pytest -q tests/integration
 
+# The seed's scale experiment as a lab: 10 and 15 backends x 100 concurrent clients x every
+# policy (plus gRPC's own round_robin), 3 repeats, real processes. Several minutes on 2 cores;
+# writes results.json, report.md and plots to bench-results/<timestamp>/ and prints where.
+# (`lookaside demo` is the small 3-backend walk-through.)
 demo: install
-	$(BIN)/lookaside demo
+	$(BIN)/lookaside bench
 
 # Regenerate the protobuf/gRPC code from the .proto (output: src/lookaside/v1/).
 proto: install

@@ -144,8 +144,10 @@ class Fleet:
         for backend_id in ids:
             process = self.backends[backend_id]
             if not process.alive():
+                code = process.wait(0)
                 raise RuntimeError(
-                    f"{backend_id} exited before registering:\n{process.log_text()[-2000:]}"
+                    f"{backend_id} exited (code {code}) before registering:\n"
+                    f"{process.log_text()[-2000:]}"
                 )
 
     def listening_port(self, backend_id: str) -> int:

@@ -319,12 +319,17 @@ class _Events:
     backend_ids: list[str] = field(default_factory=list)
 
 
+def _time_for_another(options: BenchOptions, until: float, down_s: float = 0.0) -> bool:
+    """Room for one more kill, ``down_s`` of outage, and an interval of load after it."""
+    return time.perf_counter() + 2 * options.kill_interval_s + down_s <= until
+
+
 async def _churn(
     fleet: Fleet, options: BenchOptions, rng: random.Random, until: float, events: _Events
 ) -> None:
     """Every interval: SIGKILL a random backend, start a new one, note when it is registered."""
     next_number = len(fleet.specs) + 1
-    while time.perf_counter() + options.kill_interval_s < until:
+    while _time_for_another(options, until):
         await asyncio.sleep(options.kill_interval_s)
         victim = rng.choice(sorted(fleet.backends))
         events.churn.append(ChurnEvent("kill", victim, time.perf_counter()))
@@ -351,7 +356,7 @@ async def _chaos(
     Backends come back under the same id; the LB comes back on the same port.
     """
     step = 0
-    while time.perf_counter() + options.kill_interval_s + options.restart_delay_s < until:
+    while _time_for_another(options, until, options.restart_delay_s):
         await asyncio.sleep(options.kill_interval_s)
         step += 1
         if step % 3 == 0:
