@@ -11,9 +11,8 @@ thread counts) and only *wait* asynchronously.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,11 +149,6 @@ class Fleet:
                     f"{process.log_text()[-2000:]}"
                 )
 
-    def listening_port(self, backend_id: str) -> int:
-        """The port a started backend logged, or 0 when it has not logged it yet."""
-        match = LISTENING.search(self.backends[backend_id].log_text())
-        return int(match.group(2)) if match else 0
-
     def kill(self, backend_id: str) -> None:
         """SIGKILL one backend (no deregistration, no drain) and forget it."""
         process = self.backends.pop(backend_id)
@@ -174,12 +168,3 @@ class Fleet:
         stop_all(list(self.backends.values()), timeout)
         if self.lb is not None:
             self.lb.stop(timeout)
-
-
-@contextlib.contextmanager
-def running_fleet(log_dir: Path, lb_target: str = "") -> Iterator[Fleet]:
-    fleet = Fleet(log_dir, lb_target=lb_target)
-    try:
-        yield fleet
-    finally:
-        fleet.stop()

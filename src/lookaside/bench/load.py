@@ -92,11 +92,21 @@ class FlowClient(Protocol):
     async def close(self) -> None: ...
 
 
-class SeedFlowClient:
-    """``GetBackend`` then ``ComputeTask``, the seed's flow, with no failover."""
+class _LookasideFlow:
+    """A flow over one :class:`LookasideClient` of its own."""
 
     def __init__(self, lb_target: str, service: str = DEFAULT_SERVICE, client_id: str = "") -> None:
         self._client = LookasideClient(lb_target, service, client_id=client_id or None)
+
+    async def connect(self) -> None:
+        """Nothing public to do: shared connections are warmed by :class:`WarmConnections`."""
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+class SeedFlowClient(_LookasideFlow):
+    """``GetBackend`` then ``ComputeTask``, the seed's flow, with no failover."""
 
     async def request(
         self, text: str, timeout: float, scheduled: float | None = None
@@ -113,12 +123,6 @@ class SeedFlowClient:
             error = _error(exc)
             t1 = t1 if backend_id else time.perf_counter()
         return _record(backend_id, _origin(scheduled, t0), t0, t1, time.perf_counter(), error)
-
-    async def connect(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        await self._client.close()
 
 
 def static_target(backends: Sequence[pb.BackendInfo]) -> str:
@@ -156,11 +160,8 @@ class GrpcRoundRobinClient:
         await self._channel.close(None)
 
 
-class FailoverClient:
+class FailoverClient(_LookasideFlow):
     """:meth:`LookasideClient.compute`: the library's failover, retries and deadlines."""
-
-    def __init__(self, lb_target: str, service: str = DEFAULT_SERVICE, client_id: str = "") -> None:
-        self._client = LookasideClient(lb_target, service, client_id=client_id or None)
 
     async def request(
         self, text: str, timeout: float, scheduled: float | None = None
@@ -184,12 +185,6 @@ class FailoverClient:
             error=error,
             retries=reply.attempts - 1,
         )
-
-    async def connect(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        await self._client.close()
 
 
 class WarmConnections:
