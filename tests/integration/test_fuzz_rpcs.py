@@ -343,8 +343,12 @@ LB_METHODS = [
 ]
 
 
-async def send_raw(channel: grpc.aio.Channel, path: str, payload: bytes) -> Code:
+async def send_raw(servers: Servers, method: str, payload: bytes) -> Code:
     """Send bytes as they are (identity serializers), unary or as a one-message stream."""
+    if method == "ComputeTask":
+        channel, path = servers.compute_channel, f"/lookaside.v1.Compute/{method}"
+    else:
+        channel, path = servers.lb_channel, f"/lookaside.v1.LoadBalancer/{method}"
     try:
         if path.endswith("/StreamLoad"):
 
@@ -364,10 +368,8 @@ NOT_PROTOBUF = [b"\xff\xff\xff\xff", b"\x0a\xff", b"\x08", b"\x12\x05ab", b"\x0a
 
 @pytest.mark.parametrize("method", [*LB_METHODS, "ComputeTask"])
 def test_bytes_that_are_not_protobuf(servers: Servers, method: str) -> None:
-    service = "Compute" if method == "ComputeTask" else "LoadBalancer"
-    channel = servers.compute_channel if method == "ComputeTask" else servers.lb_channel
     for payload in NOT_PROTOBUF:
-        code = servers.run(send_raw(channel, f"/lookaside.v1.{service}/{method}", payload))
+        code = servers.run(send_raw(servers, method, payload))
         assert code == Code.INVALID_ARGUMENT, (method, payload, code)
     servers.run(check_invariants(servers))
 
@@ -375,9 +377,7 @@ def test_bytes_that_are_not_protobuf(servers: Servers, method: str) -> None:
 @FUZZ
 @given(method=st.sampled_from([*LB_METHODS, "ComputeTask"]), payload=st.binary(max_size=64))
 def test_random_bytes_at_every_rpc(servers: Servers, method: str, payload: bytes) -> None:
-    service = "Compute" if method == "ComputeTask" else "LoadBalancer"
-    channel = servers.compute_channel if method == "ComputeTask" else servers.lb_channel
-    code = servers.run(send_raw(channel, f"/lookaside.v1.{service}/{method}", payload))
+    code = servers.run(send_raw(servers, method, payload))
     assert code in ALLOWED[method] | ALWAYS_ALLOWED, (method, payload, code)
     servers.run(check_invariants(servers))
 
