@@ -19,6 +19,10 @@ after finding the LB unreachable it does not wait on it at all; then it asks
 again, and uses it as before once it answers. ``ComputeResult.from_lb`` says
 which way a request went.
 
+Outcomes: the client counts calls finished and failed per backend and sends
+them to the LB every few seconds (``ReportClientStats``), which ejects
+backends that clients see failing; ``report_stats=False`` turns that off.
+
 Security: ``tls`` (a :class:`~lookaside.security.TlsConfig` with ``ca``, and
 ``cert``/``key`` for mutual TLS) makes every channel, to the LB and to the
 backends, TLS with the same trust; ``token`` is the LB's client token, sent on
@@ -40,6 +44,7 @@ import grpc
 from grpc import aio
 
 from lookaside.channels import dial
+from lookaside.client_stats import CallStats, ClientStatsReporter
 from lookaside.model import DEFAULT_SERVICE
 from lookaside.security import TlsConfig, Token, bearer_metadata
 from lookaside.v1 import load_balancer_pb2 as pb
@@ -52,6 +57,12 @@ RETRYABLE = frozenset(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
     }
 )
+#: Statuses that count against the backend in the stats sent to the LB.
+BACKEND_FAULTS = RETRYABLE | {
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.DATA_LOSS,
+}
 LB_UNREACHABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 MAX_CACHED_CHANNELS = 256
 MAX_REMEMBERED = 64  # backends remembered per client for when the LB is unreachable
@@ -92,9 +103,16 @@ class LookasideClient:
         rng: random.Random | None = None,
         token: Token | None = None,
         tls: TlsConfig | None = None,
+        report_stats: bool = True,
+        attempt_timeout: float | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if attempt_timeout is not None and attempt_timeout <= 0:
+            raise ValueError("attempt_timeout must be positive")
+        #: Longest wait for one backend call; None = all that is left of the deadline.
+        #: Set it to fail over from a backend that hangs instead of waiting it out.
+        self.attempt_timeout = attempt_timeout
         self.lb_target = lb_target
         self.service = service
         self.client_id = client_id or f"client-{uuid.uuid4().hex[:8]}"
@@ -110,6 +128,18 @@ class LookasideClient:
         self._remembered: OrderedDict[str, pb.BackendInfo] = OrderedDict()
         self._next_remembered = 0
         self._skip_lb_until = 0.0
+        self.call_stats = CallStats()
+        self._stats_reporter = (
+            ClientStatsReporter(
+                self._lb_channel,
+                self.call_stats,
+                self.client_id,
+                self.service,
+                metadata=self._lb_metadata,
+            )
+            if report_stats
+            else None
+        )
 
     async def __aenter__(self) -> LookasideClient:
         return self
@@ -122,7 +152,14 @@ class LookasideClient:
     ) -> None:
         await self.close()
 
+    async def flush_stats(self) -> None:
+        """Send the call outcomes counted so far to the LB now, not at the next interval."""
+        if self._stats_reporter is not None:
+            await self._stats_reporter.flush()
+
     async def close(self) -> None:
+        if self._stats_reporter is not None:
+            await self._stats_reporter.stop()  # sends what is left
         channels = [self._lb_channel, *self._channels.values()]
         self._channels.clear()
         await asyncio.gather(*(channel.close(None) for channel in channels))
@@ -217,6 +254,8 @@ class LookasideClient:
         self, text: str, *, timeout: float | None = None, hash_key: str = ""
     ) -> ComputeResult:
         """Reverse ``text`` on the backend the LB picks; fail over on errors."""
+        if self._stats_reporter is not None:
+            self._stats_reporter.start()
         started = time.perf_counter()
         deadline = started + (timeout or self.timeout)
         failed: list[str] = []
@@ -237,10 +276,14 @@ class LookasideClient:
                 await self._pause(attempt, deadline)
                 continue
             try:
-                reply = await self.call_backend(backend, text, deadline - t1)
+                budget = deadline - t1
+                if self.attempt_timeout is not None and attempt < self.max_attempts:
+                    budget = min(budget, self.attempt_timeout)
+                reply = await self.call_backend(backend, text, budget)
             except aio.AioRpcError as error:
                 compute_seconds += time.perf_counter() - t1
                 last_error = error
+                self.call_stats.record(backend.id, ok=error.code() not in BACKEND_FAULTS)
                 if error.code() not in RETRYABLE:
                     raise LookasideError(error.code(), error.details() or "") from error
                 failed.append(backend.id)
@@ -250,6 +293,7 @@ class LookasideClient:
                 continue
             done = time.perf_counter()
             compute_seconds += done - t1
+            self.call_stats.record(backend.id, ok=True)
             return ComputeResult(
                 result=reply.result,
                 backend_id=reply.backend_id,

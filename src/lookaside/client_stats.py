@@ -23,6 +23,7 @@ log = logging.getLogger("lookaside.client")
 
 DEFAULT_INTERVAL = 2.0
 RPC_TIMEOUT = 2.0
+FINAL_FLUSH_TIMEOUT = 0.5  # closing a client must not hang on an unreachable LB
 
 
 class CallStats:
@@ -85,14 +86,14 @@ class ClientStatsReporter:
             await asyncio.sleep(self._interval)
             await self.flush()
 
-    async def flush(self) -> None:
+    async def flush(self, timeout: float = RPC_TIMEOUT) -> None:
         """Send what was counted so far; a failure drops those counts (they are advisory)."""
         message = self._stats.drain(self._client_id, self._service)
         if message is None:
             return
         try:
             reply = await self._stub.ReportClientStats(
-                message, timeout=RPC_TIMEOUT, metadata=self._metadata
+                message, timeout=timeout, metadata=self._metadata
             )
         except aio.AioRpcError as error:
             log.debug("client stats not sent code=%s", error.code().name)
@@ -106,4 +107,4 @@ class ClientStatsReporter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self.flush()
+        await self.flush(timeout=FINAL_FLUSH_TIMEOUT)

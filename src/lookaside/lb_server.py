@@ -9,10 +9,12 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from lookaside import policies, serving
 from lookaside.balancer import Balancer
 from lookaside.lb_service import DEFAULT_MAX_STREAMS, LoadBalancerService
+from lookaside.outlier import OutlierConfig
 from lookaside.registry import DEFAULT_MAX_BACKENDS, DEFAULT_TTL, InMemoryRegistry
 from lookaside.security import AuthTokens, BearerAuthInterceptor, TlsConfig, lb_auth_rules
 from lookaside.v1 import load_balancer_pb2 as pb
@@ -38,6 +40,10 @@ class LbConfig:
     max_message_bytes: int = 64 * 1024  # LB API messages are small; bigger ones are refused
     tokens: AuthTokens = field(default_factory=AuthTokens)  # None = that group of RPCs is open
     tls: TlsConfig = field(default_factory=TlsConfig)  # no cert = plaintext
+    #: Per policy name, constructor options (see ``lookaside.policy_flags``).
+    policy_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    outlier: OutlierConfig = field(default_factory=OutlierConfig)
+    client_stats_interval: float = 2.0  # how often clients are asked to send call stats
 
     def __post_init__(self) -> None:
         for name in (self.policy, *self.service_policies.values()):
@@ -75,10 +81,21 @@ class LbServer:
         self.config = config
         self.registry = InMemoryRegistry(config.ttl, clock, config.max_backends)
         self.balancer = Balancer(
-            self.registry, config.policy, config.service_policies, rng=rng, clock=clock
+            self.registry,
+            config.policy,
+            config.service_policies,
+            rng=rng,
+            clock=clock,
+            policy_options=config.policy_options,
+            outlier=config.outlier,
         )
         self.service = LoadBalancerService(
-            self.registry, self.balancer, config.report_interval, config.max_streams
+            self.registry,
+            self.balancer,
+            config.report_interval,
+            config.max_streams,
+            client_stats_sink=self.balancer.record_client_stats,
+            client_stats_interval=config.client_stats_interval,
         )
         rules = lb_auth_rules(config.tokens)
         interceptors = [BearerAuthInterceptor(rules)] if rules else []
@@ -107,9 +124,11 @@ class LbServer:
         return self.port
 
     async def _sweep_leases(self) -> None:
+        """Evict expired leases and let ejected outliers back in, a few times per TTL."""
         period = min(self.config.ttl / 5, 0.5)
         while True:
             await asyncio.sleep(period)
+            self.balancer.sweep()
             for endpoint in self.registry.expire():
                 log.info(
                     "evicted id=%s service=%s reason=lease expired (ttl %gs)",

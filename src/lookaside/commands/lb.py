@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lookaside import lb_server, policies, serving
+from lookaside import lb_server, policies, policy_flags, serving
 from lookaside.security import AuthTokens, TlsConfig, add_tls_flags, add_token_flags
 
 NAME = "lb"
@@ -26,6 +26,7 @@ def parse_service_policy(text: str) -> tuple[str, str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The LB's own flags, then policy tuning, then security."""
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument(
         "--port", type=int, default=50051, help="port to listen on (0 = any free port, logged)"
@@ -68,6 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=64 * 1024,
         help="largest request message the LB accepts",
     )
+    policy_flags.add_policy_arguments(parser)
     add_token_flags(parser, backend=True, client=True)
     add_tls_flags(parser, serves=True, dials=False)
 
@@ -85,5 +87,7 @@ def run(args: argparse.Namespace) -> int:
         max_message_bytes=args.max_message_bytes,
         tokens=AuthTokens.from_args(args),
         tls=TlsConfig.from_args(args),
+        policy_options=policy_flags.policy_options_from_args(args),
+        outlier=policy_flags.outlier_config_from_args(args),
     )
     return serving.run(lb_server.serve(config))
