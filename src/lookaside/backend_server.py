@@ -56,6 +56,7 @@ class BackendConfig:
     max_queue: int = 1000
     weight: float = 1.0
     report_interval: float = 1.0
+    report_min_gap: float = 0.05  # queue changes are reported, but no more often than this
     load_mode: LoadMode = LoadMode.REAL
     drain_seconds: float = 0.5  # keep serving after deregistering
     shutdown_grace: float = 30.0  # longest wait for tasks in flight
@@ -67,6 +68,8 @@ class BackendConfig:
             raise ValueError("--workers must be at least 1")
         if self.max_queue < 0:
             raise ValueError("--max-queue must be >= 0")
+        if self.report_min_gap < 0:
+            raise ValueError("--report-min-gap must be >= 0")
         if self.work_ms < 0 or self.report_interval <= 0:
             raise ValueError("--work-ms must be >= 0 and --report-interval > 0")
         if self.host in ("0.0.0.0", "::") and not self.advertise_host:
@@ -83,7 +86,8 @@ class BackendServer:
             config.work_ms,
             config.work_mode,
             config.max_queue,
-            on_reject=self._on_reject,
+            on_reject=self._report_soon,
+            on_change=self._report_soon,
         )
         # Read the PEM files now, so a bad path stops start-up with a clear message.
         self._server_credentials = config.tls.server_credentials()
@@ -126,12 +130,13 @@ class BackendServer:
             source.report,
             config.report_interval,
             metadata=bearer_metadata(config.token),
+            min_gap=config.report_min_gap,
         )
         self.reporter.start()
         return self.port
 
-    def _on_reject(self) -> None:
-        # Rejecting means saturated: tell the LB now rather than at the next report.
+    def _report_soon(self) -> None:
+        # The queue moved (or we are saturated): tell the LB soon, not at the next interval.
         if self.reporter is not None:
             self.reporter.report_now()
 

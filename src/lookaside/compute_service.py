@@ -66,6 +66,7 @@ class ComputeService(pb_grpc.ComputeServicer):
         work_mode: WorkMode = WorkMode.SLEEP,
         max_queue: int = 1000,
         on_reject: Callable[[], None] | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -78,6 +79,8 @@ class ComputeService(pb_grpc.ComputeServicer):
         self.max_queue = max_queue
         self.counters = TaskCounters()
         self.on_reject = on_reject
+        #: Called whenever the number of tasks running or queued changes.
+        self.on_change = on_change
         self._slots = asyncio.Semaphore(workers)
         self._executor = (
             ThreadPoolExecutor(workers, thread_name_prefix="work")
@@ -125,6 +128,7 @@ class ComputeService(pb_grpc.ComputeServicer):
                 f"(max {self.max_queue})",
             )
         counters.queued += 1
+        self._changed()
         try:
             await self._slots.acquire()
         finally:
@@ -141,8 +145,13 @@ class ComputeService(pb_grpc.ComputeServicer):
             counters.running -= 1
             counters.busy_seconds += time.perf_counter() - started
             self._slots.release()
+            self._changed()
         counters.completed += 1
         return pb.TaskResponse(result=result, backend_id=self.backend_id)
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def close(self) -> None:
         if self._executor is not None:

@@ -2,11 +2,11 @@
 
 ``real``: measured from the compute service at report time, plus the
 ORCA-shaped figures (utilisation, requests and errors per second over the last
-interval, CPU of this process). ``simulated``: the seed's approach, a random
+second or so, CPU of this process). ``simulated``: the seed's approach, a random
 walk in [0, 1], for experiments that want load independent of traffic.
 
 Overload: a backend that rejected a task (``RESOURCE_EXHAUSTED``, queue full)
-since its previous report reports at least its *saturation load*, ``(workers +
+within the last :data:`RATE_WINDOW` reports at least its *saturation load*, ``(workers +
 max_queue) / workers`` — the load at which it starts rejecting — whatever the
 mode and even if the burst has passed by report time. Load-aware policies
 (``least_load`` and the weighted ones) then send it nothing until a later
@@ -18,11 +18,27 @@ from __future__ import annotations
 
 import random
 import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 
 from lookaside.compute_service import ComputeService
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.validation import MAX_LOAD
+
+#: Rates (requests, errors, CPU, utilisation) are measured over about this many
+#: seconds, however often reports go out, so event-driven reports stay steady.
+RATE_WINDOW = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Sample:
+    wall: float
+    cpu: float
+    completed: int
+    errors: int
+    busy: float
 
 
 class LoadMode(Enum):
@@ -31,24 +47,43 @@ class LoadMode(Enum):
 
 
 class LoadSource:
-    """Builds one ``LoadReport`` per call, with rates measured since the previous call."""
+    """Builds one ``LoadReport`` per call, with rates over the last :data:`RATE_WINDOW`."""
 
     def __init__(
         self,
         service: ComputeService,
         mode: LoadMode = LoadMode.REAL,
         rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._service = service
+        self._clock = clock
         self._mode = mode
         self._rng = rng or random.Random()
         self._simulated = self._rng.random() * 0.5
-        self._last_wall = time.monotonic()
-        self._last_cpu = time.process_time()
-        self._last_completed = service.counters.completed
-        self._last_errors = service.counters.failed + service.counters.rejected
+        self._samples: deque[_Sample] = deque([self._sample()])
         self._last_rejected = service.counters.rejected
-        self._last_busy = service.counters.busy_seconds
+        self._saturated_until = 0.0
+
+    def _sample(self) -> _Sample:
+        counters = self._service.counters
+        return _Sample(
+            wall=self._clock(),
+            cpu=time.process_time(),
+            completed=counters.completed,
+            errors=counters.failed + counters.rejected,
+            busy=counters.busy_seconds,
+        )
+
+    def _window(self) -> tuple[_Sample, _Sample]:
+        """(oldest sample within about RATE_WINDOW, now), remembering now for later."""
+        now = self._sample()
+        samples = self._samples
+        while len(samples) > 1 and now.wall - samples[1].wall >= RATE_WINDOW:
+            samples.popleft()
+        base = samples[0]
+        samples.append(now)
+        return base, now
 
     def _load(self) -> float:
         if self._mode is LoadMode.REAL:
@@ -59,22 +94,20 @@ class LoadSource:
 
     def report(self) -> pb.LoadReport:
         counters = self._service.counters
-        wall, cpu = time.monotonic(), time.process_time()
-        elapsed = max(wall - self._last_wall, 1e-6)
-        errors = counters.failed + counters.rejected
-        rps = (counters.completed - self._last_completed) / elapsed
-        eps = (errors - self._last_errors) / elapsed
-        cpu_share = max(0.0, (cpu - self._last_cpu) / elapsed)
-        # Busy worker-seconds finished in the interval, plus the tasks running now.
-        busy = counters.busy_seconds - self._last_busy
-        utilization = min(1.0, busy / (elapsed * self._service.workers))
+        base, now = self._window()
+        elapsed = max(now.wall - base.wall, 1e-6)
+        rps = (now.completed - base.completed) / elapsed
+        eps = (now.errors - base.errors) / elapsed
+        cpu_share = max(0.0, (now.cpu - base.cpu) / elapsed)
+        # Busy worker-seconds finished in the window, or the tasks running now if more.
+        utilization = min(1.0, (now.busy - base.busy) / (elapsed * self._service.workers))
         utilization = max(utilization, self._service.utilization())
-        self._last_wall, self._last_cpu, self._last_busy = wall, cpu, counters.busy_seconds
-        self._last_completed, self._last_errors = counters.completed, errors
         load = self._load()
         if counters.rejected > self._last_rejected:
-            load = max(load, min(self._service.saturation_load(), MAX_LOAD))
+            self._saturated_until = now.wall + RATE_WINDOW
         self._last_rejected = counters.rejected
+        if now.wall < self._saturated_until:
+            load = max(load, min(self._service.saturation_load(), MAX_LOAD))
         return pb.LoadReport(
             id=self._service.backend_id,
             load=load,

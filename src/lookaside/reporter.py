@@ -12,9 +12,11 @@ seconds, and the channel's own reconnect back-off at one second, see
 :mod:`lookaside.channels`), so it is back in the LB's registry within about two
 seconds of the LB's return.
 
-``report_now()`` asks for a report before the interval is up (the backend calls
-it when it starts rejecting tasks); reports are never closer together than
-:data:`MIN_REPORT_GAP` of the interval.
+``report_now()`` asks for a report before the interval is up. The backend
+calls it whenever its queue changes (and when it starts rejecting tasks), so
+the LB sees load moves within ``min_gap`` seconds instead of a whole interval
+later: reports are event-driven, throttled to at most one per ``min_gap``, with
+one every ``interval`` at least (that one keeps the lease).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ log = logging.getLogger("lookaside.backend")
 Metadata = Sequence[tuple[str, str]]
 RPC_TIMEOUT = 3.0
 MAX_BACKOFF = 2.0
-MIN_REPORT_GAP = 0.2  # fraction of the interval between an urgent report and the previous one
+DEFAULT_MIN_GAP = 0.05  # seconds between two reports, however often the load moves
 
 
 class Backoff:
@@ -66,8 +68,10 @@ class LoadReporter:
         make_report: Callable[[], pb.LoadReport],
         interval: float,
         metadata: Metadata = (),
+        min_gap: float = DEFAULT_MIN_GAP,
     ) -> None:
         self._stub = pb_grpc.LoadBalancerStub(channel)
+        self._min_gap = min_gap
         self._registration = registration
         self._make_report = make_report
         self._interval = interval
@@ -79,7 +83,7 @@ class LoadReporter:
         self.registered = asyncio.Event()
 
     def report_now(self) -> None:
-        """Send the next report early (soon, not necessarily at once: see MIN_REPORT_GAP)."""
+        """Send the next report early: at once, or ``min_gap`` after the previous one."""
         self._urgent.set()
 
     def start(self) -> None:
@@ -117,8 +121,9 @@ class LoadReporter:
         while not self._leaving.is_set():
             self._urgent.clear()
             yield self._make_report()
-            await self._sleep(interval * MIN_REPORT_GAP)
-            await self._sleep(interval * (1 - MIN_REPORT_GAP), self._urgent)
+            gap = min(self._min_gap, interval)
+            await self._sleep(gap)
+            await self._sleep(interval - gap, self._urgent)
         # Keep the stream open until we have deregistered: its end marks us down.
         await self._stopping.wait()
 

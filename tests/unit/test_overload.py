@@ -55,14 +55,19 @@ async def test_queue_up_to_max_queue() -> None:
 
 
 @pytest.mark.parametrize("mode", [LoadMode.REAL, LoadMode.SIMULATED])
-def test_a_rejection_is_reported_as_saturation_once(mode: LoadMode) -> None:
+def test_a_rejection_is_reported_as_saturation_for_a_while(mode: LoadMode) -> None:
+    now = [100.0]
     service = ComputeService("b", workers=4, work_ms=0, max_queue=8)
-    source = LoadSource(service, mode)
+    source = LoadSource(service, mode, clock=lambda: now[0])
     assert source.report().load <= 1.0
     service.counters.rejected += 1  # as ComputeTask does when it rejects
+    now[0] += 0.1
     report = source.report()
     assert report.load == service.saturation_load() == 3.0
     assert report.eps > 0
+    now[0] += 0.5
+    assert source.report().load == 3.0  # still hot: it rejected within the rate window
+    now[0] += 0.6
     assert source.report().load <= 1.0  # no new rejection: back to the measured load
 
 

@@ -49,7 +49,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--weight", type=float, default=1.0, help="static weight for weighted policies"
     )
     parser.add_argument(
-        "--report-interval", type=float, default=1.0, help="seconds between load reports"
+        "--report-interval",
+        type=float,
+        default=1.0,
+        help="seconds between load reports when nothing changes (they renew the lease)",
+    )
+    parser.add_argument(
+        "--report-min-gap",
+        type=float,
+        default=0.05,
+        help="queue changes are reported at once, but no more often than this (seconds)",
     )
     parser.add_argument(
         "--load",
@@ -81,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         weight=args.weight,
         report_interval=args.report_interval,
+        report_min_gap=args.report_min_gap,
         load_mode=LoadMode(args.load),
         drain_seconds=args.drain_seconds,
         token=AuthTokens.from_args(args).backend,
