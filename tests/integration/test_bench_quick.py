@@ -130,3 +130,19 @@ def test_churn_scenario_reports_stale_and_first_traffic(tmp_path: Path) -> None:
     assert set(churn["first_traffic_s"]) >= {"backend4"}
     assert churn["starved"] == 0
     assert "## Churn" in (tmp_path / "report.md").read_text()
+
+
+def test_chaos_scenario_counts_sent_failed_and_retried(tmp_path: Path) -> None:
+    data = bench(
+        tmp_path,
+        "--scenario", "chaos", "--quick", "--duration", "9", "--kill-interval", "1.5",
+        "--restart-delay", "0.5", "--ttl", "1.5", "--report-interval", "0.3",
+    )  # fmt: skip
+    (case,) = data["cases"]
+    assert case["config"]["policy"] == "least_load"
+    assert case["config"]["params"]["restart_delay_s"] == 0.5
+    summary = case["runs"][0]["summary"]
+    assert summary["requests"] > 100
+    assert summary["completed"] + summary["errors"] == summary["requests"]
+    assert summary["retries"] >= 0
+    assert case["runs"][0]["churn"]["kills"] >= 2  # backends; the LB's kills are not counted

@@ -22,7 +22,10 @@ def children(pid: int) -> set[int]:
     """Direct children of ``pid`` (Linux /proc)."""
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
+        try:  # a thread may end between listing and reading
+            text = (task / "children").read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
         found |= {int(child) for child in text}
     return found
 
