@@ -13,6 +13,7 @@ from lookaside.bench.churn import ChurnEvent, churn_figures
 from lookaside.bench.metrics import RequestRecord, summarize
 from lookaside.bench.report import render_report, write_report
 from lookaside.bench.results import (
+    CHAOS,
     CHURN,
     GRPC_ROUND_ROBIN,
     HETEROGENEOUS,
@@ -195,6 +196,21 @@ class TestScenarios:
         # policy | requests | errors | stale window | stale picks | first traffic | starved | p99
         # backend3's two round-robin picks came before the kill; only the one at 1.5 s is stale.
         assert row[1:7] == ["21", "1", "1.200", "1", "never", "1"]
+
+    def test_chaos_section_counts_sent_failed_and_retried(self) -> None:
+        config = CaseConfig("least_load", 4, 50, scenario=CHAOS, params={"duration_s": 60})
+        recs = [
+            RequestRecord("backend1", 0.0, 0.1, 1.0, 20.0, 21.0, True, "", retries=1),
+            RequestRecord("backend2", 0.0, 0.1, 1.0, 30.0, 31.0, True),
+            RequestRecord("", 0.0, 0.1, 1.0, 0.0, 99.0, False, "UNAVAILABLE", retries=2),
+        ]
+        run = RunResult(config, 1, summarize(recs, wall_s=1.0))
+        report = render_report(BenchResults(ENV, (CaseResult(config, (run,)),)))
+        assert "## Chaos" in report and "Parameters: duration_s=60." in report
+        (row,) = rows(report, "least_load")
+        # policy | sent | succeeded | failed | retried | p50 | p95 | p99 | max
+        assert row[1:6] == ["3", "2", "1", "3", "26.0"]
+        assert "## Scenario: chaos" not in report
 
 
 class TestResultsJson:

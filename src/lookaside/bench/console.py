@@ -55,7 +55,9 @@ class RichBenchProgress(Progress):
     def case_finished(self, label: str, result: RunResult) -> None:
         s = result.summary
         self.bars.console.print(
-            f"  {label}: {s.completed}/{s.requests} ok, p50 {number(s.response_ms.p50_ms, 1)} ms,"
+            f"  {label}: {s.completed}/{s.requests} ok"
+            + (f" ({s.retries} retried)" if s.retries else "")
+            + f", p50 {number(s.response_ms.p50_ms, 1)} ms,"
             f" p99 {number(s.response_ms.p99_ms, 1)} ms, {number(s.throughput_rps, 2)} req/s,"
             f" usage {s.usage_spread}"
         )

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from lookaside.bench.metrics import Spread
 from lookaside.bench.results import (
+    CHAOS,
     CHURN,
     GRPC_ROUND_ROBIN,
     HETEROGENEOUS,
@@ -225,6 +226,40 @@ def _tail_section(results: BenchResults, scenario: str, title: str, intro: str) 
     return lines
 
 
+def _chaos_section(results: BenchResults) -> list[str]:
+    cases = results.scenario(CHAOS)
+    if not cases:
+        return []
+    lines = [
+        "## Chaos",
+        "",
+        "Sustained open-loop load through `LookasideClient` (failover, retries, deadline) while "
+        "backends are SIGKILLed and restarted under the same id, and every third time the LB "
+        "instead, on the same port. The goal is no failed request.",
+        "",
+        f"Parameters: {_params(cases)}.",
+        "",
+    ]
+    for group in _groups(cases):
+        lines += [_heading(group[0].config), ""]
+        rows = []
+        for case in group:
+            agg = case.aggregate()
+            runs = [run.summary for run in case.runs]
+            rows.append([
+                case.config.policy,
+                str(sum(s.requests for s in runs)),
+                str(sum(s.completed for s in runs)),
+                str(sum(s.errors for s in runs)),
+                str(sum(s.retries for s in runs)),
+                *(spread(agg.get(f), digits=1) for f in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
+            ])  # fmt: skip
+        header = ["policy", "sent", "succeeded", "failed", "retried", "p50 (ms)", "p95 (ms)",
+                  "p99 (ms)", "max (ms)"]  # fmt: skip
+        lines += [*table(header, rows), ""]
+    return lines
+
+
 def _churn_section(results: BenchResults) -> list[str]:
     cases = results.scenario(CHURN)
     if not cases:
@@ -285,11 +320,15 @@ def render_report(results: BenchResults) -> str:
         results,
         HETEROGENEOUS,
         "Heterogeneous backends",
-        "A third of the backends are slower; open-loop Poisson arrivals near 70% of capacity, "
-        "so queueing shows in the tail. Ratios below 1 beat the baseline.",
+        "Some backends are slower (`slow_backends`, `slow_factor` x the work); open-loop "
+        "Poisson arrivals at `load_factor` x the total capacity, latency measured from each "
+        "request's scheduled arrival, so queueing shows in the tail. Percentiles cover "
+        "successful requests; failures are counted under errors. Ratios below 1 beat the "
+        "baseline.",
     )
     lines += _churn_section(results)
-    known = {SEED_SCENARIO, HETEROGENEOUS, CHURN}
+    lines += _chaos_section(results)
+    known = {SEED_SCENARIO, HETEROGENEOUS, CHURN, CHAOS}
     for scenario in results.scenarios:
         if scenario not in known:
             lines += _tail_section(results, scenario, f"Scenario: {scenario}", "")

@@ -24,6 +24,7 @@ from lookaside.bench.metrics import Ideal, RunSummary, Spread, aggregate, effici
 SEED_SCENARIO = "seed"
 HETEROGENEOUS = "heterogeneous"
 CHURN = "churn"
+CHAOS = "chaos"
 
 GRPC_ROUND_ROBIN = "grpc_round_robin"
 """Baseline: gRPC's own client-side ``round_robin`` over the static backend list, no LB."""

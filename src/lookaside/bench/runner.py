@@ -51,6 +51,7 @@ from lookaside.bench.load import (
 )
 from lookaside.bench.metrics import RequestRecord, summarize
 from lookaside.bench.results import (
+    CHAOS,
     CHURN,
     GRPC_ROUND_ROBIN,
     HETEROGENEOUS,
@@ -65,7 +66,6 @@ from lookaside.bench.results import (
 from lookaside.policies import POLICIES
 from lookaside.v1 import load_balancer_pb2 as pb
 
-CHAOS = "chaos"
 LB_EVENT = "lb"  # churn events of the LB itself (chaos), kept out of per-backend figures
 SCENARIOS = (SEED_SCENARIO, HETEROGENEOUS, CHURN, CHAOS)
 OPEN_LOOP = (HETEROGENEOUS, CHURN, CHAOS)
