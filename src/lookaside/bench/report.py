@@ -200,100 +200,95 @@ def _ratios(case: CaseResult, baseline: CaseResult | None) -> str:
     return " / ".join(_ratio(ours.get(n), theirs.get(n)) for n in ("p50_ms", "p95_ms", "p99_ms"))
 
 
-def _tail_section(results: BenchResults, scenario: str, title: str, intro: str) -> list[str]:
+Row = Callable[[CaseResult, dict[str, CaseResult]], list[str]]
+
+
+def _section(
+    results: BenchResults, scenario: str, title: str, intro: str, header: Sequence[str], row: Row
+) -> list[str]:
+    """A scenario's section: title, intro, parameters, and a table per configuration."""
     cases = results.scenario(scenario)
     if not cases:
         return []
-    lines = [f"## {title}", "", intro, "", f"Parameters: {_params(cases)}.", ""]
+    lines = [
+        f"## {title}",
+        "",
+        *([intro, ""] if intro else []),
+        f"Parameters: {_params(cases)}.",
+        "",
+    ]
     for group in _groups(cases):
         by_policy = {case.config.policy: case for case in group}
         lines += [_heading(group[0].config), ""]
-        rows = []
-        for case in group:
-            agg = case.aggregate()
-            rows.append([
-                case.config.policy,
-                spread(agg.get("p50_ms"), digits=1),
-                spread(agg.get("p95_ms"), digits=1),
-                spread(agg.get("p99_ms"), digits=1),
-                spread(agg.get("throughput_rps"), digits=2),
-                spread(agg.get("errors"), digits=0),
-                *(_ratios(case, by_policy.get(b)) for b in RATIO_BASELINES),
-            ])  # fmt: skip
-        header = ["policy", "p50 (ms)", "p95 (ms)", "p99 (ms)", "throughput (req/s)",
-                  "errors", *(f"p50/p95/p99 ÷ {b}" for b in RATIO_BASELINES)]  # fmt: skip
-        lines += [*table(header, rows), ""]
+        lines += [*table(header, [row(case, by_policy) for case in group]), ""]
     return lines
 
 
-def _chaos_section(results: BenchResults) -> list[str]:
-    cases = results.scenario(CHAOS)
-    if not cases:
-        return []
-    lines = [
-        "## Chaos",
-        "",
-        "Sustained open-loop load through `LookasideClient` (failover, retries, deadline) while "
-        "backends are SIGKILLed and restarted under the same id, and every third time the LB "
-        "instead, on the same port. The goal is no failed request.",
-        "",
-        f"Parameters: {_params(cases)}.",
-        "",
+TAIL_HEADER = ("policy", "p50 (ms)", "p95 (ms)", "p99 (ms)", "throughput (req/s)", "errors",
+               *(f"p50/p95/p99 ÷ {b}" for b in RATIO_BASELINES))  # fmt: skip
+
+
+def _tail_row(case: CaseResult, by_policy: dict[str, CaseResult]) -> list[str]:
+    agg = case.aggregate()
+    return [
+        case.config.policy,
+        spread(agg.get("p50_ms"), digits=1),
+        spread(agg.get("p95_ms"), digits=1),
+        spread(agg.get("p99_ms"), digits=1),
+        spread(agg.get("throughput_rps"), digits=2),
+        spread(agg.get("errors"), digits=0),
+        *(_ratios(case, by_policy.get(b)) for b in RATIO_BASELINES),
     ]
-    for group in _groups(cases):
-        lines += [_heading(group[0].config), ""]
-        rows = []
-        for case in group:
-            agg = case.aggregate()
-            runs = [run.summary for run in case.runs]
-            rows.append([
-                case.config.policy,
-                str(sum(s.requests for s in runs)),
-                str(sum(s.completed for s in runs)),
-                str(sum(s.errors for s in runs)),
-                str(sum(s.retries for s in runs)),
-                *(spread(agg.get(f), digits=1) for f in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
-            ])  # fmt: skip
-        header = ["policy", "sent", "succeeded", "failed", "retried", "p50 (ms)", "p95 (ms)",
-                  "p99 (ms)", "max (ms)"]  # fmt: skip
-        lines += [*table(header, rows), ""]
-    return lines
 
 
-def _churn_section(results: BenchResults) -> list[str]:
-    cases = results.scenario(CHURN)
-    if not cases:
-        return []
-    lines = [
-        "## Churn",
-        "",
-        "Sustained load while backends are SIGKILLed and new ones started. **stale window**: "
-        "how long after its kill a dead backend was still handed out (worst backend); "
-        "**first traffic**: how long after a new backend was ready it first got a request "
-        "(slowest backend; *never* if one got none).",
-        "",
-        f"Parameters: {_params(cases)}.",
-        "",
+def _tail_section(results: BenchResults, scenario: str, title: str, intro: str) -> list[str]:
+    return _section(results, scenario, title, intro, TAIL_HEADER, _tail_row)
+
+
+CHAOS_HEADER = ("policy", "sent", "succeeded", "failed", "retried", "p50 (ms)", "p95 (ms)",
+                "p99 (ms)", "max (ms)")  # fmt: skip
+CHAOS_INTRO = (
+    "Sustained open-loop load through `LookasideClient` (failover, retries, deadline) while "
+    "backends are SIGKILLed and restarted under the same id, and every third time the LB "
+    "instead, on the same port. The goal is no failed request."
+)
+
+
+def _chaos_row(case: CaseResult, by_policy: dict[str, CaseResult]) -> list[str]:
+    agg = case.aggregate()
+    runs = [run.summary for run in case.runs]
+    return [
+        case.config.policy,
+        str(sum(s.requests for s in runs)),
+        str(sum(s.completed for s in runs)),
+        str(sum(s.errors for s in runs)),
+        str(sum(s.retries for s in runs)),
+        *(spread(agg.get(f), digits=1) for f in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
     ]
-    for group in _groups(cases):
-        lines += [_heading(group[0].config), ""]
-        rows = []
-        for case in group:
-            agg = case.aggregate()
-            rows.append([
-                case.config.policy,
-                str(sum(run.summary.requests for run in case.runs)),
-                spread(agg.get("errors"), digits=0),
-                spread(agg.get("stale_window_s")),
-                spread(agg.get("stale_picks"), digits=0),
-                spread(agg.get("first_traffic_s")),
-                spread(agg.get("starved"), digits=0),
-                spread(agg.get("p99_ms"), digits=1),
-            ])  # fmt: skip
-        header = ["policy", "requests (all runs)", "errors", "stale window (s)",
-                  "stale picks", "first traffic (s)", "starved", "p99 (ms)"]  # fmt: skip
-        lines += [*table(header, rows), ""]
-    return lines
+
+
+CHURN_HEADER = ("policy", "requests (all runs)", "errors", "stale window (s)", "stale picks",
+                "first traffic (s)", "starved", "p99 (ms)")  # fmt: skip
+CHURN_INTRO = (
+    "Sustained load while backends are SIGKILLed and new ones started. **stale window**: "
+    "how long after its kill a dead backend was still handed out (worst backend); "
+    "**first traffic**: how long after a new backend was ready it first got a request "
+    "(slowest backend; *never* if one got none)."
+)
+
+
+def _churn_row(case: CaseResult, by_policy: dict[str, CaseResult]) -> list[str]:
+    agg = case.aggregate()
+    return [
+        case.config.policy,
+        str(sum(run.summary.requests for run in case.runs)),
+        spread(agg.get("errors"), digits=0),
+        spread(agg.get("stale_window_s")),
+        spread(agg.get("stale_picks"), digits=0),
+        spread(agg.get("first_traffic_s")),
+        spread(agg.get("starved"), digits=0),
+        spread(agg.get("p99_ms"), digits=1),
+    ]
 
 
 def render_report(results: BenchResults) -> str:
@@ -326,8 +321,8 @@ def render_report(results: BenchResults) -> str:
         "successful requests; failures are counted under errors. Ratios below 1 beat the "
         "baseline.",
     )
-    lines += _churn_section(results)
-    lines += _chaos_section(results)
+    lines += _section(results, CHURN, "Churn", CHURN_INTRO, CHURN_HEADER, _churn_row)
+    lines += _section(results, CHAOS, "Chaos", CHAOS_INTRO, CHAOS_HEADER, _chaos_row)
     known = {SEED_SCENARIO, HETEROGENEOUS, CHURN, CHAOS}
     for scenario in results.scenarios:
         if scenario not in known:
