@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from lookaside import policies
@@ -69,7 +69,16 @@ class Balancer:
             self._create_policy(name)  # fail fast on a typo or a bad option
         self._services: dict[str, ServiceBalancer] = {}
         self._outliers = OutlierDetector(outlier, clock) if clock else OutlierDetector(outlier)
+        self._watchers: list[Callable[[str], None]] = []
         registry.subscribe(self._on_change)
+
+    def subscribe(self, watcher: Callable[[str], None]) -> None:
+        """Call ``watcher(service)`` after any change to what a service offers."""
+        self._watchers.append(watcher)
+
+    def _notify(self, service: str) -> None:
+        for watcher in self._watchers:
+            watcher(service)
 
     def _create_policy(self, name: str) -> Policy:
         options = self._policy_options.get(name, {})
@@ -101,6 +110,7 @@ class Balancer:
 
     def _on_change(self, service: str, backend_id: str, change: Change) -> None:
         balancer = self._service(service)
+        self._notify(service)
         if change is Change.LOAD:
             balancer.tracker.reset(backend_id)
             if not balancer.policy.uses_load:
@@ -111,6 +121,10 @@ class Balancer:
             balancer.tracker.forget(backend_id)
             self._outliers.forget(service, backend_id)
         self._rebuild(service)
+
+    def live(self, service: str) -> tuple[Endpoint, ...]:
+        """What the policy sees: live backends minus ejected outliers, in registration order."""
+        return self._live(service)
 
     def ejected(self, service: str) -> frozenset[str]:
         """Backends of the service currently ejected as outliers."""
@@ -126,11 +140,13 @@ class Balancer:
                 changed = True
         if changed:
             self._rebuild(service)
+            self._notify(service)
 
     def sweep(self) -> None:
         """Return ejected backends whose time is up and judge success rates (call ~1/s)."""
         for service in {event.service for event in self._outliers.sweep()}:
             self._rebuild(service)
+            self._notify(service)
 
     def pick(self, service: str, request: PickRequest) -> Endpoint:
         """The policy's choice, or :class:`NoBackendAvailable` naming the service."""

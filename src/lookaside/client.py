@@ -19,6 +19,12 @@ after finding the LB unreachable it does not wait on it at all; then it asks
 again, and uses it as before once it answers. ``ComputeResult.from_lb`` says
 which way a request went.
 
+Fast path: ``fast_path=True`` subscribes to the LB's ``WatchBackends`` stream
+and picks locally with the same policy code (see :mod:`lookaside.fast_path`),
+so a request costs one RPC (to the backend) instead of two. Until the first
+update arrives, and whenever the local set has nobody left to offer, the
+client asks the LB as usual.
+
 Outcomes: the client counts calls finished and failed per backend and sends
 them to the LB every few seconds (``ReportClientStats``), which ejects
 backends that clients see failing; ``report_stats=False`` turns that off.
@@ -45,7 +51,8 @@ from grpc import aio
 
 from lookaside.channels import dial
 from lookaside.client_stats import CallStats, ClientStatsReporter
-from lookaside.model import DEFAULT_SERVICE
+from lookaside.fast_path import BackendWatcher
+from lookaside.model import DEFAULT_SERVICE, PickRequest
 from lookaside.security import TlsConfig, Token, bearer_metadata
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
@@ -105,6 +112,8 @@ class LookasideClient:
         tls: TlsConfig | None = None,
         report_stats: bool = True,
         attempt_timeout: float | None = None,
+        fast_path: bool = False,
+        fast_path_policy: str | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -128,6 +137,18 @@ class LookasideClient:
         self._remembered: OrderedDict[str, pb.BackendInfo] = OrderedDict()
         self._next_remembered = 0
         self._skip_lb_until = 0.0
+        self._watcher = (
+            BackendWatcher(
+                self._lb_channel,
+                self.client_id,
+                service,
+                policy=fast_path_policy,
+                metadata=self._lb_metadata,
+                rng=self._rng,
+            )
+            if fast_path
+            else None
+        )
         self.call_stats = CallStats()
         self._stats_reporter = (
             ClientStatsReporter(
@@ -157,7 +178,20 @@ class LookasideClient:
         if self._stats_reporter is not None:
             await self._stats_reporter.flush()
 
+    def fast_path_size(self) -> int:
+        """How many backends the fast path knows now (0 without it or before its first set)."""
+        return self._watcher.size if self._watcher is not None else 0
+
+    async def wait_fast_path(self, timeout: float = 5.0) -> None:
+        """Wait until the fast path has its first set of backends (for tools and tests)."""
+        if self._watcher is None:
+            raise RuntimeError("this client was made without fast_path=True")
+        self._watcher.start()
+        await asyncio.wait_for(self._watcher.ready.wait(), timeout)
+
     async def close(self) -> None:
+        if self._watcher is not None:
+            await self._watcher.stop()
         if self._stats_reporter is not None:
             await self._stats_reporter.stop()  # sends what is left
         channels = [self._lb_channel, *self._channels.values()]
@@ -225,6 +259,11 @@ class LookasideClient:
         Raises :class:`LookasideError` when the LB answers with a status that
         no retry can fix (``UNAUTHENTICATED``, ``INVALID_ARGUMENT``, ...).
         """
+        if self._watcher is not None:
+            self._watcher.start()
+            local = self._watcher.pick(PickRequest(self.client_id, hash_key, frozenset(exclude)))
+            if local is not None:
+                return local, True, None
         if time.monotonic() < self._skip_lb_until:
             backend = self._pick_remembered(exclude)
             if backend is not None:

@@ -59,6 +59,8 @@ def pick_request_from_pb(request: pb.ServerRequest) -> tuple[str, PickRequest]:
 
 
 def endpoint_to_pb(endpoint: Endpoint, ejected: bool = False) -> pb.BackendInfo:
+    """The endpoint as the wire sees it, with its latest load report."""
+    metrics = endpoint.metrics
     return pb.BackendInfo(
         id=endpoint.id,
         address=endpoint.address,
@@ -68,4 +70,41 @@ def endpoint_to_pb(endpoint: Endpoint, ejected: bool = False) -> pb.BackendInfo:
         capacity=endpoint.capacity,
         weight=endpoint.weight,
         ejected=ejected,
+        last_report=pb.LoadReport(
+            id=endpoint.id,
+            load=endpoint.load,
+            cpu_utilization=metrics.cpu_utilization,
+            application_utilization=metrics.application_utilization,
+            rps_fractional=metrics.rps_fractional,
+            eps=metrics.eps,
+            mem_utilization=metrics.mem_utilization,
+            named_metrics=dict(metrics.named),
+        ),
+    )
+
+
+def endpoint_from_pb(info: pb.BackendInfo, registered_at: float, reported_at: float) -> Endpoint:
+    """A backend the LB announced (fast path), as the client's own policies see it.
+
+    The LB validated every field when the backend registered and reported.
+    """
+    report = info.last_report
+    return Endpoint(
+        id=info.id,
+        address=info.address,
+        port=info.port,
+        service=info.service_name,
+        capacity=info.capacity or 1,
+        weight=info.weight or 1.0,
+        load=info.load,
+        registered_at=registered_at,
+        reported_at=reported_at,
+        metrics=LoadMetrics(
+            cpu_utilization=report.cpu_utilization,
+            application_utilization=report.application_utilization,
+            rps_fractional=report.rps_fractional,
+            eps=report.eps,
+            mem_utilization=report.mem_utilization,
+            named=dict(report.named_metrics),
+        ),
     )

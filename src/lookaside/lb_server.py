@@ -19,6 +19,8 @@ from lookaside.registry import DEFAULT_MAX_BACKENDS, DEFAULT_TTL, InMemoryRegist
 from lookaside.security import AuthTokens, BearerAuthInterceptor, TlsConfig, lb_auth_rules
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
+from lookaside.watch_hub import DEFAULT_MIN_GAP as DEFAULT_WATCH_MIN_GAP
+from lookaside.watch_hub import WatchHub
 
 log = logging.getLogger("lookaside.lb")
 
@@ -44,6 +46,7 @@ class LbConfig:
     policy_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     outlier: OutlierConfig = field(default_factory=OutlierConfig)
     client_stats_interval: float = 2.0  # how often clients are asked to send call stats
+    watch_min_gap: float = DEFAULT_WATCH_MIN_GAP  # fast path: least time between two updates
 
     def __post_init__(self) -> None:
         for name in (self.policy, *self.service_policies.values()):
@@ -96,6 +99,7 @@ class LbServer:
             config.max_streams,
             client_stats_sink=self.balancer.record_client_stats,
             client_stats_interval=config.client_stats_interval,
+            watch_hub=WatchHub(config.watch_min_gap),
         )
         rules = lb_auth_rules(config.tokens)
         interceptors = [BearerAuthInterceptor(rules)] if rules else []

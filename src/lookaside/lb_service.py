@@ -8,6 +8,7 @@ balancer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -22,6 +23,7 @@ from lookaside.registry import Change, InMemoryRegistry
 from lookaside.status import abort_with
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
+from lookaside.watch_hub import WatchHub
 
 log = logging.getLogger("lookaside.lb")
 
@@ -42,6 +44,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         max_streams: int = DEFAULT_MAX_STREAMS,
         client_stats_sink: ClientStatsSink | None = None,
         client_stats_interval: float = 2.0,
+        watch_hub: WatchHub | None = None,
     ) -> None:
         self._registry = registry
         self._balancer = balancer
@@ -53,6 +56,9 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         self._open_streams = 0
         self._client_stats_sink = client_stats_sink
         self._client_stats_interval = client_stats_interval
+        self._watch_hub = watch_hub or WatchHub()
+        balancer.subscribe(self._watch_hub.changed)
+        self._open_watches = 0
 
     def _forget_stream(self, service: str, backend_id: str, change: Change) -> None:
         # A stream outliving its backend's lease must not mark a later registration down.
@@ -172,6 +178,37 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
             ],
             policy=self._balancer.policy_name(service),
         )
+
+    async def WatchBackends(
+        self, request: pb.WatchRequest, context: Context
+    ) -> AsyncIterator[pb.BackendSet]:
+        """The fast path: the service's live set now, then again after every change."""
+        try:
+            service = validation.service_name(request.service_name)
+            validation.client_id(request.client_id)
+            if self._open_watches >= self._max_streams:
+                raise ResourceExhausted(f"{self._open_watches} watches are open already")
+        except LookasideError as error:
+            await abort_with(context, error)
+        hub = self._watch_hub
+        self._open_watches += 1
+        try:
+            sent = -1
+            while True:
+                version = hub.version(service)
+                if version == sent:
+                    await hub.wait_past(service, sent)
+                    continue
+                sent = version
+                yield pb.BackendSet(
+                    service_name=service,
+                    policy=self._balancer.policy_name(service),
+                    backends=[convert.endpoint_to_pb(e) for e in self._balancer.live(service)],
+                    version=version,
+                )
+                await asyncio.sleep(hub.min_gap)  # coalesce bursts of changes
+        finally:
+            self._open_watches -= 1
 
     async def ReportClientStats(
         self, request: pb.ClientStats, context: Context

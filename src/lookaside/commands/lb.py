@@ -69,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=64 * 1024,
         help="largest request message the LB accepts",
     )
+    parser.add_argument(
+        "--watch-min-gap",
+        type=float,
+        default=0.2,
+        help="fast path: least seconds between two updates to a WatchBackends subscriber",
+    )
     policy_flags.add_policy_arguments(parser)
     add_token_flags(parser, backend=True, client=True)
     add_tls_flags(parser, serves=True, dials=False)
@@ -89,5 +95,6 @@ def run(args: argparse.Namespace) -> int:
         tls=TlsConfig.from_args(args),
         policy_options=policy_flags.policy_options_from_args(args),
         outlier=policy_flags.outlier_config_from_args(args),
+        watch_min_gap=args.watch_min_gap,
     )
     return serving.run(lb_server.serve(config))

@@ -55,9 +55,11 @@ BACKEND_METHODS: Final = tuple(
 """Full method names guarded by the backend token: they change membership or load."""
 
 CLIENT_METHODS: Final = tuple(
-    f"/{LB_SERVICE}/{name}" for name in ("GetBackend", "ListBackends", "ReportClientStats")
+    f"/{LB_SERVICE}/{name}"
+    for name in ("GetBackend", "ListBackends", "ReportClientStats", "WatchBackends")
 )
-"""Full method names guarded by the client token: selection, listing, client feedback."""
+"""Full method names guarded by the client token: selection, listing, client feedback,
+and the fast path's subscription (it reveals backend addresses like GetBackend)."""
 
 MISSING_TOKEN: Final = "missing bearer token"
 INVALID_TOKEN: Final = "invalid bearer token"

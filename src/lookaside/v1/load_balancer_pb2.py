@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n lookaside/v1/load_balancer.proto\x12\x0clookaside.v1\"\x8f\x01\n\x0b\x42\x61\x63kendInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\x05\x12\x0c\n\x04load\x18\x04 \x01(\x01\x12\x14\n\x0cservice_name\x18\x05 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x06 \x01(\x05\x12\x0e\n\x06weight\x18\x07 \x01(\x01\x12\x0f\n\x07\x65jected\x18\x08 \x01(\x08\"p\n\x10RegisterResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x19\n\x11lease_ttl_seconds\x18\x03 \x01(\x01\x12\x1f\n\x17report_interval_seconds\x18\x04 \x01(\x01\"\x96\x02\n\nLoadReport\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04load\x18\x02 \x01(\x01\x12\x17\n\x0f\x63pu_utilization\x18\x03 \x01(\x01\x12\x1f\n\x17\x61pplication_utilization\x18\x04 \x01(\x01\x12\x16\n\x0erps_fractional\x18\x05 \x01(\x01\x12\x0b\n\x03\x65ps\x18\x06 \x01(\x01\x12\x17\n\x0fmem_utilization\x18\x07 \x01(\x01\x12\x41\n\rnamed_metrics\x18\x08 \x03(\x0b\x32*.lookaside.v1.LoadReport.NamedMetricsEntry\x1a\x33\n\x11NamedMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"_\n\rServerRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x14\n\x0cservice_name\x18\x02 \x01(\t\x12\x10\n\x08hash_key\x18\x03 \x01(\t\x12\x13\n\x0b\x65xclude_ids\x18\x04 \x03(\t\"\x1c\n\x0bTaskRequest\x12\r\n\x05input\x18\x01 \x01(\t\"2\n\x0cTaskResponse\x12\x0e\n\x06result\x18\x01 \x01(\t\x12\x12\n\nbackend_id\x18\x02 \x01(\t\"\x1f\n\x11\x44\x65registerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"+\n\x13ListBackendsRequest\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\"S\n\x14ListBackendsResponse\x12+\n\x08\x62\x61\x63kends\x18\x01 \x03(\x0b\x32\x19.lookaside.v1.BackendInfo\x12\x0e\n\x06policy\x18\x02 \x01(\t\"T\n\x10\x42\x61\x63kendCallStats\x12\x12\n\nbackend_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63\x61lls_finished\x18\x02 \x01(\x03\x12\x14\n\x0c\x63\x61lls_failed\x18\x03 \x01(\x03\"\x85\x01\n\x0b\x43lientStats\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x14\n\x0cservice_name\x18\x02 \x01(\t\x12\x33\n\x0bper_backend\x18\x03 \x03(\x0b\x32\x1e.lookaside.v1.BackendCallStats\x12\x18\n\x10interval_seconds\x18\x04 \x01(\x01\"6\n\x13\x43lientStatsResponse\x12\x1f\n\x17report_interval_seconds\x18\x01 \x01(\x01\x32\xad\x04\n\x0cLoadBalancer\x12L\n\x0fRegisterBackend\x12\x19.lookaside.v1.BackendInfo\x1a\x1e.lookaside.v1.RegisterResponse\x12\x46\n\nReportLoad\x12\x18.lookaside.v1.LoadReport\x1a\x1e.lookaside.v1.RegisterResponse\x12\x44\n\nGetBackend\x12\x1b.lookaside.v1.ServerRequest\x1a\x19.lookaside.v1.BackendInfo\x12H\n\nStreamLoad\x12\x18.lookaside.v1.LoadReport\x1a\x1e.lookaside.v1.RegisterResponse(\x01\x12M\n\nDeregister\x12\x1f.lookaside.v1.DeregisterRequest\x1a\x1e.lookaside.v1.RegisterResponse\x12U\n\x0cListBackends\x12!.lookaside.v1.ListBackendsRequest\x1a\".lookaside.v1.ListBackendsResponse\x12Q\n\x11ReportClientStats\x12\x19.lookaside.v1.ClientStats\x1a!.lookaside.v1.ClientStatsResponse2O\n\x07\x43ompute\x12\x44\n\x0b\x43omputeTask\x12\x19.lookaside.v1.TaskRequest\x1a\x1a.lookaside.v1.TaskResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n lookaside/v1/load_balancer.proto\x12\x0clookaside.v1\"\xbe\x01\n\x0b\x42\x61\x63kendInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0c\n\x04port\x18\x03 \x01(\x05\x12\x0c\n\x04load\x18\x04 \x01(\x01\x12\x14\n\x0cservice_name\x18\x05 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x06 \x01(\x05\x12\x0e\n\x06weight\x18\x07 \x01(\x01\x12\x0f\n\x07\x65jected\x18\x08 \x01(\x08\x12-\n\x0blast_report\x18\t \x01(\x0b\x32\x18.lookaside.v1.LoadReport\"p\n\x10RegisterResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x19\n\x11lease_ttl_seconds\x18\x03 \x01(\x01\x12\x1f\n\x17report_interval_seconds\x18\x04 \x01(\x01\"\x96\x02\n\nLoadReport\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04load\x18\x02 \x01(\x01\x12\x17\n\x0f\x63pu_utilization\x18\x03 \x01(\x01\x12\x1f\n\x17\x61pplication_utilization\x18\x04 \x01(\x01\x12\x16\n\x0erps_fractional\x18\x05 \x01(\x01\x12\x0b\n\x03\x65ps\x18\x06 \x01(\x01\x12\x17\n\x0fmem_utilization\x18\x07 \x01(\x01\x12\x41\n\rnamed_metrics\x18\x08 \x03(\x0b\x32*.lookaside.v1.LoadReport.NamedMetricsEntry\x1a\x33\n\x11NamedMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"_\n\rServerRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x14\n\x0cservice_name\x18\x02 \x01(\t\x12\x10\n\x08hash_key\x18\x03 \x01(\t\x12\x13\n\x0b\x65xclude_ids\x18\x04 \x03(\t\"\x1c\n\x0bTaskRequest\x12\r\n\x05input\x18\x01 \x01(\t\"2\n\x0cTaskResponse\x12\x0e\n\x06result\x18\x01 \x01(\t\x12\x12\n\nbackend_id\x18\x02 \x01(\t\"\x1f\n\x11\x44\x65registerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"+\n\x13ListBackendsRequest\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\"S\n\x14ListBackendsResponse\x12+\n\x08\x62\x61\x63kends\x18\x01 \x03(\x0b\x32\x19.lookaside.v1.BackendInfo\x12\x0e\n\x06policy\x18\x02 \x01(\t\"T\n\x10\x42\x61\x63kendCallStats\x12\x12\n\nbackend_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63\x61lls_finished\x18\x02 \x01(\x03\x12\x14\n\x0c\x63\x61lls_failed\x18\x03 \x01(\x03\"\x85\x01\n\x0b\x43lientStats\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x14\n\x0cservice_name\x18\x02 \x01(\t\x12\x33\n\x0bper_backend\x18\x03 \x03(\x0b\x32\x1e.lookaside.v1.BackendCallStats\x12\x18\n\x10interval_seconds\x18\x04 \x01(\x01\"7\n\x0cWatchRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x14\n\x0cservice_name\x18\x02 \x01(\t\"p\n\nBackendSet\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\x12\x0e\n\x06policy\x18\x02 \x01(\t\x12+\n\x08\x62\x61\x63kends\x18\x03 \x03(\x0b\x32\x19.lookaside.v1.BackendInfo\x12\x0f\n\x07version\x18\x04 \x01(\x04\"6\n\x13\x43lientStatsResponse\x12\x1f\n\x17report_interval_seconds\x18\x01 \x01(\x01\x32\xf6\x04\n\x0cLoadBalancer\x12L\n\x0fRegisterBackend\x12\x19.lookaside.v1.BackendInfo\x1a\x1e.lookaside.v1.RegisterResponse\x12\x46\n\nReportLoad\x12\x18.lookaside.v1.LoadReport\x1a\x1e.lookaside.v1.RegisterResponse\x12\x44\n\nGetBackend\x12\x1b.lookaside.v1.ServerRequest\x1a\x19.lookaside.v1.BackendInfo\x12H\n\nStreamLoad\x12\x18.lookaside.v1.LoadReport\x1a\x1e.lookaside.v1.RegisterResponse(\x01\x12M\n\nDeregister\x12\x1f.lookaside.v1.DeregisterRequest\x1a\x1e.lookaside.v1.RegisterResponse\x12U\n\x0cListBackends\x12!.lookaside.v1.ListBackendsRequest\x1a\".lookaside.v1.ListBackendsResponse\x12Q\n\x11ReportClientStats\x12\x19.lookaside.v1.ClientStats\x1a!.lookaside.v1.ClientStatsResponse\x12G\n\rWatchBackends\x12\x1a.lookaside.v1.WatchRequest\x1a\x18.lookaside.v1.BackendSet0\x01\x32O\n\x07\x43ompute\x12\x44\n\x0b\x43omputeTask\x12\x19.lookaside.v1.TaskRequest\x1a\x1a.lookaside.v1.TaskResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,33 +34,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOADREPORT_NAMEDMETRICSENTRY']._loaded_options = None
   _globals['_LOADREPORT_NAMEDMETRICSENTRY']._serialized_options = b'8\001'
   _globals['_BACKENDINFO']._serialized_start=51
-  _globals['_BACKENDINFO']._serialized_end=194
-  _globals['_REGISTERRESPONSE']._serialized_start=196
-  _globals['_REGISTERRESPONSE']._serialized_end=308
-  _globals['_LOADREPORT']._serialized_start=311
-  _globals['_LOADREPORT']._serialized_end=589
-  _globals['_LOADREPORT_NAMEDMETRICSENTRY']._serialized_start=538
-  _globals['_LOADREPORT_NAMEDMETRICSENTRY']._serialized_end=589
-  _globals['_SERVERREQUEST']._serialized_start=591
-  _globals['_SERVERREQUEST']._serialized_end=686
-  _globals['_TASKREQUEST']._serialized_start=688
-  _globals['_TASKREQUEST']._serialized_end=716
-  _globals['_TASKRESPONSE']._serialized_start=718
-  _globals['_TASKRESPONSE']._serialized_end=768
-  _globals['_DEREGISTERREQUEST']._serialized_start=770
-  _globals['_DEREGISTERREQUEST']._serialized_end=801
-  _globals['_LISTBACKENDSREQUEST']._serialized_start=803
-  _globals['_LISTBACKENDSREQUEST']._serialized_end=846
-  _globals['_LISTBACKENDSRESPONSE']._serialized_start=848
-  _globals['_LISTBACKENDSRESPONSE']._serialized_end=931
-  _globals['_BACKENDCALLSTATS']._serialized_start=933
-  _globals['_BACKENDCALLSTATS']._serialized_end=1017
-  _globals['_CLIENTSTATS']._serialized_start=1020
-  _globals['_CLIENTSTATS']._serialized_end=1153
-  _globals['_CLIENTSTATSRESPONSE']._serialized_start=1155
-  _globals['_CLIENTSTATSRESPONSE']._serialized_end=1209
-  _globals['_LOADBALANCER']._serialized_start=1212
-  _globals['_LOADBALANCER']._serialized_end=1769
-  _globals['_COMPUTE']._serialized_start=1771
-  _globals['_COMPUTE']._serialized_end=1850
+  _globals['_BACKENDINFO']._serialized_end=241
+  _globals['_REGISTERRESPONSE']._serialized_start=243
+  _globals['_REGISTERRESPONSE']._serialized_end=355
+  _globals['_LOADREPORT']._serialized_start=358
+  _globals['_LOADREPORT']._serialized_end=636
+  _globals['_LOADREPORT_NAMEDMETRICSENTRY']._serialized_start=585
+  _globals['_LOADREPORT_NAMEDMETRICSENTRY']._serialized_end=636
+  _globals['_SERVERREQUEST']._serialized_start=638
+  _globals['_SERVERREQUEST']._serialized_end=733
+  _globals['_TASKREQUEST']._serialized_start=735
+  _globals['_TASKREQUEST']._serialized_end=763
+  _globals['_TASKRESPONSE']._serialized_start=765
+  _globals['_TASKRESPONSE']._serialized_end=815
+  _globals['_DEREGISTERREQUEST']._serialized_start=817
+  _globals['_DEREGISTERREQUEST']._serialized_end=848
+  _globals['_LISTBACKENDSREQUEST']._serialized_start=850
+  _globals['_LISTBACKENDSREQUEST']._serialized_end=893
+  _globals['_LISTBACKENDSRESPONSE']._serialized_start=895
+  _globals['_LISTBACKENDSRESPONSE']._serialized_end=978
+  _globals['_BACKENDCALLSTATS']._serialized_start=980
+  _globals['_BACKENDCALLSTATS']._serialized_end=1064
+  _globals['_CLIENTSTATS']._serialized_start=1067
+  _globals['_CLIENTSTATS']._serialized_end=1200
+  _globals['_WATCHREQUEST']._serialized_start=1202
+  _globals['_WATCHREQUEST']._serialized_end=1257
+  _globals['_BACKENDSET']._serialized_start=1259
+  _globals['_BACKENDSET']._serialized_end=1371
+  _globals['_CLIENTSTATSRESPONSE']._serialized_start=1373
+  _globals['_CLIENTSTATSRESPONSE']._serialized_end=1427
+  _globals['_LOADBALANCER']._serialized_start=1430
+  _globals['_LOADBALANCER']._serialized_end=2060
+  _globals['_COMPUTE']._serialized_start=2062
+  _globals['_COMPUTE']._serialized_end=2141
 # @@protoc_insertion_point(module_scope)

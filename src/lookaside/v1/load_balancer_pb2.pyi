@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class BackendInfo(_message.Message):
-    __slots__ = ("id", "address", "port", "load", "service_name", "capacity", "weight", "ejected")
+    __slots__ = ("id", "address", "port", "load", "service_name", "capacity", "weight", "ejected", "last_report")
     ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class BackendInfo(_message.Message):
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
     EJECTED_FIELD_NUMBER: _ClassVar[int]
+    LAST_REPORT_FIELD_NUMBER: _ClassVar[int]
     id: str
     address: str
     port: int
@@ -24,7 +25,8 @@ class BackendInfo(_message.Message):
     capacity: int
     weight: float
     ejected: bool
-    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., port: _Optional[int] = ..., load: _Optional[float] = ..., service_name: _Optional[str] = ..., capacity: _Optional[int] = ..., weight: _Optional[float] = ..., ejected: _Optional[bool] = ...) -> None: ...
+    last_report: LoadReport
+    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., port: _Optional[int] = ..., load: _Optional[float] = ..., service_name: _Optional[str] = ..., capacity: _Optional[int] = ..., weight: _Optional[float] = ..., ejected: _Optional[bool] = ..., last_report: _Optional[_Union[LoadReport, _Mapping]] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
     __slots__ = ("success", "message", "lease_ttl_seconds", "report_interval_seconds")
@@ -132,6 +134,26 @@ class ClientStats(_message.Message):
     per_backend: _containers.RepeatedCompositeFieldContainer[BackendCallStats]
     interval_seconds: float
     def __init__(self, client_id: _Optional[str] = ..., service_name: _Optional[str] = ..., per_backend: _Optional[_Iterable[_Union[BackendCallStats, _Mapping]]] = ..., interval_seconds: _Optional[float] = ...) -> None: ...
+
+class WatchRequest(_message.Message):
+    __slots__ = ("client_id", "service_name")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    service_name: str
+    def __init__(self, client_id: _Optional[str] = ..., service_name: _Optional[str] = ...) -> None: ...
+
+class BackendSet(_message.Message):
+    __slots__ = ("service_name", "policy", "backends", "version")
+    SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    BACKENDS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    service_name: str
+    policy: str
+    backends: _containers.RepeatedCompositeFieldContainer[BackendInfo]
+    version: int
+    def __init__(self, service_name: _Optional[str] = ..., policy: _Optional[str] = ..., backends: _Optional[_Iterable[_Union[BackendInfo, _Mapping]]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ClientStatsResponse(_message.Message):
     __slots__ = ("report_interval_seconds",)

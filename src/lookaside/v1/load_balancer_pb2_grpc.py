@@ -70,6 +70,11 @@ class LoadBalancerStub:
                 request_serializer=lookaside_dot_v1_dot_load__balancer__pb2.ClientStats.SerializeToString,
                 response_deserializer=lookaside_dot_v1_dot_load__balancer__pb2.ClientStatsResponse.FromString,
                 _registered_method=True)
+        self.WatchBackends = channel.unary_stream(
+                '/lookaside.v1.LoadBalancer/WatchBackends',
+                request_serializer=lookaside_dot_v1_dot_load__balancer__pb2.WatchRequest.SerializeToString,
+                response_deserializer=lookaside_dot_v1_dot_load__balancer__pb2.BackendSet.FromString,
+                _registered_method=True)
 
 
 class LoadBalancerServicer:
@@ -133,6 +138,16 @@ class LoadBalancerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchBackends(self, request, context):
+        """The fast path: a client subscribes to a service's live backends and picks
+        locally, taking the LB off the per-request path. The first message is the
+        current set; another follows whenever it changes (membership at once, load
+        at most every few hundred milliseconds).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LoadBalancerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -170,6 +185,11 @@ def add_LoadBalancerServicer_to_server(servicer, server):
                     servicer.ReportClientStats,
                     request_deserializer=lookaside_dot_v1_dot_load__balancer__pb2.ClientStats.FromString,
                     response_serializer=lookaside_dot_v1_dot_load__balancer__pb2.ClientStatsResponse.SerializeToString,
+            ),
+            'WatchBackends': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchBackends,
+                    request_deserializer=lookaside_dot_v1_dot_load__balancer__pb2.WatchRequest.FromString,
+                    response_serializer=lookaside_dot_v1_dot_load__balancer__pb2.BackendSet.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -362,6 +382,33 @@ class LoadBalancer:
             '/lookaside.v1.LoadBalancer/ReportClientStats',
             lookaside_dot_v1_dot_load__balancer__pb2.ClientStats.SerializeToString,
             lookaside_dot_v1_dot_load__balancer__pb2.ClientStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchBackends(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/lookaside.v1.LoadBalancer/WatchBackends',
+            lookaside_dot_v1_dot_load__balancer__pb2.WatchRequest.SerializeToString,
+            lookaside_dot_v1_dot_load__balancer__pb2.BackendSet.FromString,
             options,
             channel_credentials,
             insecure,
