@@ -21,6 +21,7 @@ COMMANDS = (
     "lookaside.commands.scale_servers",
     "lookaside.commands.scale_clients",
     "lookaside.commands.bench",
+    "lookaside.commands.bench_fastpath",
 )
 
 
