@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -117,3 +118,32 @@ def test_scale_clients_json(cluster: Cluster, tmp_path: Path) -> None:
         assert set(data[part]) >= {"avg_ms", "min_ms", "max_ms", "p50_ms", "p95_ms", "p99_ms"}
     assert data["compute_ms"]["min_ms"] >= 20.0
     assert data["throughput_rps"] == pytest.approx(30 / data["wall_s"])
+
+
+def test_sigterm_while_waiting_for_registration_stops_everything(tmp_path: Path) -> None:
+    # Nothing listens on the LB address, so the backends never register and the
+    # command is still waiting for them when the signal comes.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        silent_lb = f"127.0.0.1:{probe.getsockname()[1]}"
+    process = subprocess.Popen(
+        [*lookaside_command(), "scale-servers", "-n", "2", "--lb", silent_lb,
+         "--log-dir", str(tmp_path / "logs")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: len(children(process.pid)) == 2, 10, "two children")
+        pids = children(process.pid)
+        logs = tmp_path / "logs"
+        wait_until(
+            lambda: sum("listening on" in p.read_text() for p in logs.glob("*.log")) == 2,
+            15,
+            "both backends listening (and the command waiting for them to register)",
+        )
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+        assert all(gone(pid) for pid in pids)
+    finally:
+        if process.poll() is None:
+            process.kill()

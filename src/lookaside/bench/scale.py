@@ -11,9 +11,10 @@ N concurrent clients against a running LB and summarises what they saw.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
-import threading
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +31,8 @@ from lookaside.bench.results import jsonable
 from lookaside.bench.runner import run_async
 from lookaside.v1 import load_balancer_pb2 as pb
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
 
 class _Stop(Exception):
     """Raised in the main thread by SIGTERM/SIGINT: stop the fleet and exit cleanly."""
@@ -37,6 +40,36 @@ class _Stop(Exception):
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop(signal.Signals(signum).name)
+
+
+async def _registered_unless_stopped(fleet: Fleet, timeout: float) -> list[pb.BackendInfo]:
+    """Wait for every backend to register, or raise :class:`_Stop` on SIGTERM/SIGINT.
+
+    While the event loop runs, a signal must reach it through the loop: an exception
+    raised by a plain signal handler inside a loop callback would be logged and lost.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    received: list[str] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig.name)
+        stop.set()
+
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, on_signal, sig)
+    waiting = asyncio.ensure_future(fleet.wait_registered(timeout=timeout))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+        stopping.cancel()
+    if received:
+        waiting.cancel()
+        raise _Stop(received[0])
+    return waiting.result()
 
 
 def backends_table(backends: Sequence[pb.BackendInfo], pids: dict[str, int]) -> Table:
@@ -61,18 +94,20 @@ def serve_backends(
     """Start ``backend1..backendN``, show them, hold them until SIGTERM/SIGINT, stop them."""
     console = console or Console()
     fleet = Fleet(log_dir, lb_target=lb_target)
-    stopped = threading.Event()
-    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in STOP_SIGNALS}
     try:
         for index, backend_id in enumerate(numbered_ids(count)):
             port = base_port + index if base_port else 0
             fleet.spawn(replace(template, id=backend_id, port=port))
-        backends = run_async(fleet.wait_registered(timeout=timeout))
+        backends = run_async(_registered_unless_stopped(fleet, timeout))
+        for sig in STOP_SIGNALS:  # the loop left the default handlers behind
+            signal.signal(sig, _raise_stop)
         order = {backend_id: i for i, backend_id in enumerate(numbered_ids(count))}
         backends.sort(key=lambda b: order[b.id])
         console.print(backends_table(backends, fleet.pids()))
         console.print(f"logs in {log_dir}; Ctrl-C or SIGTERM stops them all", highlight=False)
-        while not stopped.wait(0.5):
+        while True:  # until a signal raises _Stop
+            time.sleep(0.5)
             for backend_id, process in list(fleet.backends.items()):
                 if not process.alive():
                     console.print(f"[red]{backend_id} exited; see {process.log_path}[/]")
