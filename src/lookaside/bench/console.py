@@ -95,7 +95,7 @@ def summary_tables(results: BenchResults) -> list[Table]:
         table = Table(title=f"{scenario} — medians over repeats")
         columns = ["N", "policy", "p50 ms", "p99 ms", "avg ms", "req/s", "errors"]
         columns += ["retries"] if retries else []
-        columns += ["efficiency"] if seed else [f"p99÷{b}" for b in ("rr", "grpc_rr")]
+        columns += ["efficiency"] if seed else [f"p50/p99 ÷ {b}" for b in ("rr", "grpc_rr")]
         for column in columns:
             table.add_column(column, justify="left" if column == "policy" else "right")
         for case in cases:
@@ -114,7 +114,10 @@ def summary_tables(results: BenchResults) -> list[Table]:
             if seed:
                 row.append(_median(agg.get("efficiency"), 0, 100) + " %")
             else:
-                row += [_ratio(case, same.get(b), "p99_ms") for b in RATIO_BASELINES]
+                row += [
+                    "/".join(_ratio(case, same.get(b), f) for f in ("p50_ms", "p99_ms"))
+                    for b in RATIO_BASELINES
+                ]
             table.add_row(*row)
         tables.append(table)
     return tables

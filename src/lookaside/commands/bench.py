@@ -55,6 +55,19 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _defaults(field: str) -> str:
+    """``seed: 10,15; heterogeneous: 6; ...``: what an unset flag means per scenario."""
+    parts = []
+    for scenario in SCENARIOS:
+        value = getattr(scenario_defaults(scenario), field)
+        if isinstance(value, tuple):
+            value = ",".join(map(str, value))
+        elif isinstance(value, float):
+            value = f"{value:.3g}"
+        parts.append(f"{scenario}: {value}")
+    return "; ".join(parts)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scenario",
@@ -68,13 +81,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--servers",
         type=_servers,
         default=None,
-        help="backend counts, comma-separated (seed: 10,15; others: 6)",
+        help=f"backend counts, comma-separated ({_defaults('servers')})",
     )
     parser.add_argument(
         "--clients",
         type=int,
         default=None,
-        help="concurrent clients (open loop: clients requests take turns on)",
+        help=f"concurrent clients; open loop: arrivals go to them in turn ({_defaults('clients')})",
     )
     parser.add_argument(
         "--requests-per-client",
@@ -92,22 +105,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--work-ms",
         type=float,
         default=None,
-        help="simulated work per task (seed: 500; heterogeneous: 40)",
+        help=f"simulated work per task, ms ({_defaults('work_ms')})",
     )
     parser.add_argument(
-        "--workers", type=int, default=None, help="workers per backend (seed: 4; heterogeneous: 2)"
+        "--workers", type=int, default=None, help=f"workers per backend ({_defaults('workers')})"
     )
     parser.add_argument(
         "--work-mode", choices=["sleep", "cpu"], default="sleep", help="how backends simulate work"
     )
     parser.add_argument(
-        "--repeat", type=int, default=None, help="repeats of every case (seed: 3; others: 1)"
+        "--repeat", type=int, default=None, help=f"repeats of every case ({_defaults('repeat')})"
     )
     parser.add_argument(
         "--timeout",
         type=float,
         default=None,
-        help="deadline per request, seconds (seed: 60; others: 10)",
+        help=f"deadline per request, seconds ({_defaults('timeout_s')})",
     )
     parser.add_argument("--service", default="compute", help="service the backends serve")
     parser.add_argument(
@@ -127,7 +140,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--slow-fraction",
         type=float,
         default=None,
-        help="share of backends that are slow, the last ones (heterogeneous: 1/3; others: 0)",
+        help=f"share of backends that are slow, the last ones ({_defaults('slow_fraction')})",
     )
     group.add_argument(
         "--slow-factor", type=float, default=4.0, help="slow backends' work time = --work-ms x this"
@@ -136,14 +149,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--load-factor",
         type=float,
         default=None,
-        help="arrival rate as a share of the total capacity, sum of "
-        "workers / work time (heterogeneous: 0.7, churn 0.5, chaos 0.3)",
+        help="arrival rate as a share of the total capacity, the sum of workers / work "
+        f"time ({_defaults('load_factor')})",
     )
     group.add_argument(
         "--duration",
         type=float,
         default=None,
-        help="seconds of arrivals (heterogeneous, churn: 20; chaos: 60)",
+        help=f"seconds of arrivals ({_defaults('duration_s')})",
     )
     group.add_argument(
         "--seed",
