@@ -36,6 +36,7 @@ from typing import Protocol
 from grpc import aio
 
 from lookaside.bench.metrics import RequestRecord
+from lookaside.channels import dial
 from lookaside.client import LookasideClient, LookasideError
 from lookaside.model import DEFAULT_SERVICE
 from lookaside.v1 import load_balancer_pb2 as pb
@@ -134,7 +135,7 @@ class GrpcRoundRobinClient:
     """gRPC's own client-side ``round_robin`` over the static backend list (no LB)."""
 
     def __init__(self, backends: Sequence[pb.BackendInfo]) -> None:
-        self._channel = aio.insecure_channel(
+        self._channel = dial(
             static_target(backends), options=[("grpc.service_config", GRPC_ROUND_ROBIN_CONFIG)]
         )
         self._stub = pb_grpc.ComputeStub(self._channel)
@@ -194,11 +195,13 @@ class WarmConnections:
     target and arguments; while these channels hold them, every client's channel
     to the LB or to a backend finds its connection already READY. So no flow pays
     TCP and HTTP/2 set-up inside its timed window, just as the LB has already
-    heard from every backend before the clock starts.
+    heard from every backend before the clock starts. Sharing needs identical
+    channel arguments, so every channel here is opened with
+    :func:`lookaside.channels.dial`, as :class:`LookasideClient` opens its own.
     """
 
     def __init__(self, targets: Sequence[str]) -> None:
-        self._channels = [aio.insecure_channel(target) for target in targets]
+        self._channels = [dial(target) for target in targets]
 
     async def open(self, clients: Sequence[FlowClient], timeout: float = 30.0) -> None:
         ready = [channel.channel_ready() for channel in self._channels]
