@@ -43,6 +43,7 @@ def test_results_json_holds_machine_options_and_every_case(
     _, data = quick
     env = data["environment"]
     assert env["cpu_count"] >= 1 and env["python"] and env["grpcio"] != "not installed"
+    assert "commit" in env  # the git HEAD the figures came from ("" outside a checkout)
     assert data["options"]["scenario"] == "seed"
     assert data["options"]["servers"] == [3] and data["options"]["clients"] == 24
     cases = cases_by_policy(data)

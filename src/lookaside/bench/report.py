@@ -300,7 +300,7 @@ def render_report(results: BenchResults) -> str:
         "",
         f"Machine: {env.cpu_count} CPUs ({env.usable_cpus} usable), {env.platform}; "
         f"Python {env.python}, grpcio {env.grpcio}, protobuf {env.protobuf}; "
-        f"run at {env.timestamp}.",
+        f"run at {env.timestamp}" + (f", commit `{env.commit}`." if env.commit else "."),
         "",
         f"Options: {options}.",
         "",

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -136,6 +137,22 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def _git_head() -> str:
+    """The short commit of the checkout this package runs from, or "" outside git."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip()
+
+
 def _usable_cpus() -> int:
     affinity: Callable[[int], set[int]] | None = getattr(os, "sched_getaffinity", None)
     return len(affinity(0)) if affinity is not None else os.cpu_count() or 0
@@ -152,6 +169,7 @@ class Environment:
     grpcio: str
     protobuf: str
     timestamp: str
+    commit: str = ""  # the lookaside checkout's git HEAD, when there is one
 
     @classmethod
     def capture(cls, now: datetime | None = None) -> Environment:
@@ -163,6 +181,7 @@ class Environment:
             grpcio=_version("grpcio"),
             protobuf=_version("protobuf"),
             timestamp=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
+            commit=_git_head(),
         )
 
     def to_dict(self) -> dict[str, object]:
