@@ -31,7 +31,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from grpc import aio
 
@@ -94,10 +94,16 @@ class FlowClient(Protocol):
 
 
 class _LookasideFlow:
-    """A flow over one :class:`LookasideClient` of its own."""
+    """A flow over one :class:`LookasideClient` of its own; ``options`` go to its constructor."""
 
-    def __init__(self, lb_target: str, service: str = DEFAULT_SERVICE, client_id: str = "") -> None:
-        self._client = LookasideClient(lb_target, service, client_id=client_id or None)
+    def __init__(
+        self,
+        lb_target: str,
+        service: str = DEFAULT_SERVICE,
+        client_id: str = "",
+        **options: Any,
+    ) -> None:
+        self._client = LookasideClient(lb_target, service, client_id=client_id or None, **options)
 
     async def connect(self) -> None:
         """Nothing public to do: shared connections are warmed by :class:`WarmConnections`."""
