@@ -58,6 +58,14 @@ class TestOptions:
         assert rr.params["slow_backends"] == "backend5,backend6"
         assert expected_requests(rr) == round(157.5 * options.duration_s)
 
+    def test_lb_args_reach_every_lb_and_the_results(self) -> None:
+        from lookaside.bench.runner import _lb_args
+
+        options = parse(*ISSUE_4, "--lb-arg=--wrr-blackout=1", "--ttl", "3")
+        assert _lb_args(options) == ["--ttl", "3", "--wrr-blackout=1"]
+        (case, *_) = plan(options)
+        assert case.params["lb_args"] == "--wrr-blackout=1"
+
     def test_seed_options_leave_open_loop_parameters_out(self) -> None:
         assert "load_factor" not in parse().to_dict()
         assert parse(*ISSUE_4).to_dict()["load_factor"] == 0.7

@@ -17,20 +17,19 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from lookaside.bench.fleet import BackendSpec, Fleet, numbered_ids
 from lookaside.bench.load import (
+    FailoverClient,
     SeedFlowClient,
     WarmConnections,
     close_all,
     closed_loop,
 )
-from lookaside.bench.metrics import RequestRecord, summarize
-from lookaside.client import LookasideClient, LookasideError
+from lookaside.bench.metrics import summarize
 from lookaside.v1 import load_balancer_pb2 as pb
 
 MODES = ("lb_per_request", "fast_path")
@@ -43,32 +42,14 @@ def process_cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-class FastPathFlow:
-    """:class:`LookasideClient` with ``fast_path=True``; no failover needed here."""
+class FastPathFlow(FailoverClient):
+    """:meth:`LookasideClient.compute` with ``fast_path=True``: local picks, then the call."""
 
     def __init__(self, lb_target: str) -> None:
-        self._client = LookasideClient(lb_target, fast_path=True, report_stats=False)
+        super().__init__(lb_target, fast_path=True, report_stats=False)
 
     async def connect(self) -> None:
         await self._client.wait_fast_path()
-
-    async def request(
-        self, text: str, timeout: float, scheduled: float | None = None
-    ) -> RequestRecord:
-        t0 = time.perf_counter()
-        try:
-            reply = await self._client.compute(text, timeout=timeout)
-            ok = reply.result == text[::-1]
-            backend, error = reply.backend_id, "" if ok else "wrong result"
-        except LookasideError as exc:
-            backend, error = "", exc.code.name
-        t1 = time.perf_counter()
-        return RequestRecord(
-            backend, t0, t1, 0.0, (t1 - t0) * 1e3, (t1 - t0) * 1e3, not error, error
-        )
-
-    async def close(self) -> None:
-        await self._client.close()
 
 
 @dataclass(frozen=True)

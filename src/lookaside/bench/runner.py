@@ -152,6 +152,7 @@ class BenchOptions:
     restart_delay_s: float = 1.0
     ttl: float | None = None
     report_interval: float | None = None
+    lb_args: tuple[str, ...] = ()  # extra ``lookaside lb`` flags, e.g. policy tuning
 
     def __post_init__(self) -> None:
         if self.scenario not in SCENARIOS:
@@ -248,6 +249,8 @@ def _params(config: CaseConfig, options: BenchOptions) -> dict[str, ParamValue]:
         params["lb_ttl_s"] = options.ttl
     if options.report_interval is not None:
         params["report_interval_s"] = options.report_interval
+    if options.lb_args:
+        params["lb_args"] = " ".join(options.lb_args)
     if config.scenario == SEED_SCENARIO:
         return params
     specs = backend_specs(config, options)
@@ -298,7 +301,7 @@ def _lb_args(options: BenchOptions) -> list[str]:
         args += ["--ttl", f"{options.ttl:g}"]
     if options.report_interval is not None:
         args += ["--report-interval", f"{options.report_interval:g}"]
-    return args
+    return [*args, *options.lb_args]
 
 
 def _make_clients(

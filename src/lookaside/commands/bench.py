@@ -182,6 +182,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the LB's and backends' --report-interval (default: theirs)",
     )
+    group.add_argument(
+        "--lb-arg",
+        action="append",
+        default=[],
+        metavar="FLAG=VALUE",
+        help="pass a flag to every LB the lab starts, e.g. --lb-arg=--wrr-blackout=1 "
+        "(repeatable; recorded in results.json)",
+    )
 
 
 # flag name -> BenchOptions field, for the flags whose default depends on the scenario
@@ -220,6 +228,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         restart_delay_s=args.restart_delay,
         ttl=args.ttl,
         report_interval=args.report_interval,
+        lb_args=tuple(args.lb_arg),
         **values,
     )
 
