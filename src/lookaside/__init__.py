@@ -24,7 +24,15 @@ _EXPORTS = {
     "Token": "lookaside.security",
 }
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [
+    "BlockingLookasideClient",
+    "ComputeResult",
+    "LookasideClient",
+    "LookasideError",
+    "TlsConfig",
+    "Token",
+    "__version__",
+]
 
 if TYPE_CHECKING:
     from lookaside.client import (

@@ -8,6 +8,7 @@ import lookaside
 
 
 def test_every_export_resolves() -> None:
+    assert set(lookaside.__all__) == {*lookaside._EXPORTS, "__version__"}
     for name in lookaside.__all__:
         assert getattr(lookaside, name) is not None
 
