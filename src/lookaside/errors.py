@@ -9,22 +9,22 @@ from __future__ import annotations
 __all__ = [
     "AlreadyExists",
     "InvalidArgument",
-    "LookasideError",
     "NoBackendAvailable",
     "NotFound",
     "PermissionDenied",
     "ResourceExhausted",
+    "ServiceError",
     "Unauthenticated",
 ]
 
 
-class LookasideError(Exception):
+class ServiceError(Exception):
     """Base class; ``status`` names the gRPC status code the error maps to."""
 
     status = "UNKNOWN"
 
 
-class InvalidArgument(LookasideError):
+class InvalidArgument(ServiceError):
     """A request field is malformed. ``field`` names it."""
 
     status = "INVALID_ARGUMENT"
@@ -34,37 +34,37 @@ class InvalidArgument(LookasideError):
         self.field = field
 
 
-class NotFound(LookasideError):
+class NotFound(ServiceError):
     """The request names a backend the LB does not know (re-register)."""
 
     status = "NOT_FOUND"
 
 
-class AlreadyExists(LookasideError):
+class AlreadyExists(ServiceError):
     """The id is held by a live backend at another address."""
 
     status = "ALREADY_EXISTS"
 
 
-class PermissionDenied(LookasideError):
+class PermissionDenied(ServiceError):
     """The caller may not act on this backend (it is not the backend itself)."""
 
     status = "PERMISSION_DENIED"
 
 
-class ResourceExhausted(LookasideError):
+class ResourceExhausted(ServiceError):
     """A configured limit was reached (backends per service, streams, queue)."""
 
     status = "RESOURCE_EXHAUSTED"
 
 
-class Unauthenticated(LookasideError):
+class Unauthenticated(ServiceError):
     """Missing or wrong credentials."""
 
     status = "UNAUTHENTICATED"
 
 
-class NoBackendAvailable(LookasideError):
+class NoBackendAvailable(ServiceError):
     """The service has no live backend (or every one was excluded)."""
 
     status = "UNAVAILABLE"

@@ -17,7 +17,7 @@ from grpc import aio
 
 from lookaside import convert, validation
 from lookaside.balancer import Balancer
-from lookaside.errors import InvalidArgument, LookasideError, ResourceExhausted
+from lookaside.errors import InvalidArgument, ResourceExhausted, ServiceError
 from lookaside.identity import Owners, peer_ip
 from lookaside.registry import Change, InMemoryRegistry
 from lookaside.status import abort_with
@@ -81,7 +81,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
             registration = convert.registration_from_pb(request)
             self._owners.check_register(registration.id, caller)
             created = self._registry.register(registration)
-        except LookasideError as error:
+        except ServiceError as error:
             await abort_with(context, error)
         self._owners.claim(registration.id, caller)
         if created:
@@ -101,7 +101,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
             backend_id, load, metrics = convert.report_from_pb(request)
             self._owners.check_owner(backend_id, peer_ip(context.peer()))
             self._registry.report(backend_id, load, metrics)
-        except LookasideError as error:
+        except ServiceError as error:
             await abort_with(context, error)
         return self._ok("load recorded")
 
@@ -131,7 +131,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
                         )
                     else:
                         self._registry.report(backend_id, load, metrics)
-                except LookasideError as error:
+                except ServiceError as error:
                     await abort_with(context, error)
             return self._ok("stream closed")
         finally:
@@ -145,7 +145,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         try:
             service, pick_request = convert.pick_request_from_pb(request)
             endpoint = self._balancer.pick(service, pick_request)
-        except LookasideError as error:
+        except ServiceError as error:
             await abort_with(context, error)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("picked id=%s service=%s client=%s", endpoint.id, service, request.client_id)
@@ -158,7 +158,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
             backend_id = validation.backend_id(request.id)
             self._owners.check_owner(backend_id, peer_ip(context.peer()))
             endpoint = self._registry.deregister(backend_id)
-        except LookasideError as error:
+        except ServiceError as error:
             await abort_with(context, error)
         log.info("deregistered id=%s service=%s", backend_id, endpoint.service)
         return self._ok(f"deregistered {backend_id}")
@@ -168,7 +168,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
     ) -> pb.ListBackendsResponse:
         try:
             service = validation.service_name(request.service_name)
-        except LookasideError as error:
+        except ServiceError as error:
             await abort_with(context, error)
         ejected = self._balancer.ejected(service)
         return pb.ListBackendsResponse(
@@ -188,7 +188,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
             validation.client_id(request.client_id)
             if self._open_watches >= self._max_streams:
                 raise ResourceExhausted(f"{self._open_watches} watches are open already")
-        except LookasideError as error:
+        except ServiceError as error:
             await abort_with(context, error)
         hub = self._watch_hub
         self._open_watches += 1
@@ -230,7 +230,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
                         f"{stats.backend_id}: need 0 <= calls_failed <= calls_finished",
                     )
                 entries.append((stats.backend_id, stats.calls_finished, stats.calls_failed))
-        except LookasideError as error:
+        except ServiceError as error:
             await abort_with(context, error)
         if self._client_stats_sink is not None:
             self._client_stats_sink(service, entries)

@@ -1,4 +1,4 @@
-"""Turn :class:`~lookaside.errors.LookasideError` into a gRPC status.
+"""Turn :class:`~lookaside.errors.ServiceError` into a gRPC status.
 
 Servicer methods raise domain errors; :func:`abort_with` maps them to the
 ``grpc.StatusCode`` of the same name, so no servicer builds statuses by hand
@@ -12,15 +12,15 @@ from typing import NoReturn
 import grpc
 from grpc import aio
 
-from lookaside.errors import LookasideError
+from lookaside.errors import ServiceError
 
 
-def status_code(error: LookasideError) -> grpc.StatusCode:
+def status_code(error: ServiceError) -> grpc.StatusCode:
     return grpc.StatusCode[error.status]
 
 
 async def abort_with(
-    context: aio.ServicerContext[object, object], error: LookasideError
+    context: aio.ServicerContext[object, object], error: ServiceError
 ) -> NoReturn:
     await context.abort(status_code(error), str(error))
     raise AssertionError("unreachable: abort raises")  # pragma: no cover

@@ -99,7 +99,8 @@ def weight(value: float, field: str = "weight") -> float:
 def named_metrics(values: dict[str, float], field: str = "named_metrics") -> dict[str, float]:
     if len(values) > MAX_NAMED_METRICS:
         raise InvalidArgument(field, f"has {len(values)} entries, the limit is {MAX_NAMED_METRICS}")
-    for name, value in values.items():
+    # Sorted: protobuf maps keep no order, and the first error named must not vary.
+    for name, value in sorted(values.items()):
         if not name or len(name) > MAX_ID_LENGTH:
             raise InvalidArgument(field, "metric names must be 1..128 characters")
         load(value, f"{field}[{name[:40]!r}]")
