@@ -148,7 +148,14 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         except ServiceError as error:
             await abort_with(context, error)
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("picked id=%s service=%s client=%s", endpoint.id, service, request.client_id)
+            ejected = ",".join(sorted(self._balancer.ejected(service))) or "none"
+            log.debug(
+                "picked id=%s service=%s client=%s ejected=%s",
+                endpoint.id,
+                service,
+                request.client_id,
+                ejected,
+            )
         return convert.endpoint_to_pb(endpoint)
 
     async def Deregister(
