@@ -19,8 +19,6 @@ def status_code(error: ServiceError) -> grpc.StatusCode:
     return grpc.StatusCode[error.status]
 
 
-async def abort_with(
-    context: aio.ServicerContext[object, object], error: ServiceError
-) -> NoReturn:
+async def abort_with(context: aio.ServicerContext[object, object], error: ServiceError) -> NoReturn:
     await context.abort(status_code(error), str(error))
     raise AssertionError("unreachable: abort raises")  # pragma: no cover
