@@ -64,7 +64,6 @@ class BackendWatcher:
         self._first_seen: dict[str, float] = {}
         self._last_reports: dict[str, tuple[float, bytes]] = {}
         self._task: asyncio.Task[None] | None = None
-        self.updates = 0
         self.ready = asyncio.Event()
 
     def start(self) -> None:
@@ -115,7 +114,6 @@ class BackendWatcher:
         endpoints = tuple(self._endpoint(info, now) for info in backend_set.backends)
         self._infos = {info.id: info for info in backend_set.backends}
         self._picker = self._policy.build(Snapshot(endpoints, self._tracker, now))
-        self.updates += 1
         self.ready.set()
 
     def _endpoint(self, info: pb.BackendInfo, now: float) -> Endpoint:

@@ -159,9 +159,6 @@ class InMemoryRegistry:
         self._notify(record.endpoint.service, backend_id, Change.LOAD)
         return record.endpoint
 
-    def renew(self, backend_id: str) -> None:
-        self._record(backend_id).expires_at = self._clock() + self.ttl
-
     def _remove(self, backend_id: str) -> Endpoint:
         record = self._records.pop(backend_id)
         service = record.endpoint.service
