@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "BlockingLookasideClient": "lookaside.client",
-    "ComputeResult": "lookaside.client",
-    "LookasideClient": "lookaside.client",
-    "LookasideError": "lookaside.client",
+    "BlockingLookasideClient": "lookaside.client.lookaside_client",
+    "ComputeResult": "lookaside.client.lookaside_client",
+    "LookasideClient": "lookaside.client.lookaside_client",
+    "LookasideError": "lookaside.client.lookaside_client",
     "TlsConfig": "lookaside.security",
     "Token": "lookaside.security",
 }
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from lookaside.client import (
+    from lookaside.client.lookaside_client import (
         BlockingLookasideClient,
         ComputeResult,
         LookasideClient,

@@ -1,31 +1,58 @@
 """The ``lookaside`` command: one entry point, one module per subcommand.
 
-Each module in :mod:`lookaside.commands` defines ``NAME``, ``HELP``,
-``DESCRIPTION``, ``add_arguments(parser)`` and ``run(args) -> int``; adding a
-subcommand is adding it to ``COMMANDS``.
+Each module in :mod:`lookaside.commands` defines ``DESCRIPTION``,
+``add_arguments(parser)`` and ``run(args) -> int``; adding a subcommand is
+adding a row to :data:`COMMANDS`. Only the module of the subcommand being run
+is imported, so ``lookaside lb`` never loads the bench's plotting and console
+libraries.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Sequence
 
 from lookaside import __version__, logs
 
-COMMANDS = (
-    "lookaside.commands.lb",
-    "lookaside.commands.backend",
-    "lookaside.commands.client",
-    "lookaside.commands.demo",
-    "lookaside.commands.scale_servers",
-    "lookaside.commands.scale_clients",
-    "lookaside.commands.bench",
-    "lookaside.commands.bench_fastpath",
-)
+#: name -> (module, one-line help shown by ``lookaside --help``)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "lb": ("lookaside.commands.lb", "run the load balancer server"),
+    "backend": (
+        "lookaside.commands.backend",
+        "run a backend that serves the demo compute task and reports load to the LB",
+    ),
+    "client": (
+        "lookaside.commands.client",
+        "send one compute task: ask the LB, then call the chosen backend",
+    ),
+    "demo": (
+        "lookaside.commands.demo",
+        "start an LB and 3 backends, send a few requests, show who served what",
+    ),
+    "scale-servers": (
+        "lookaside.commands.scale_servers",
+        "start N backend processes (backend1..backendN) and keep them until Ctrl-C",
+    ),
+    "scale-clients": (
+        "lookaside.commands.scale_clients",
+        "run N concurrent clients (GetBackend, then ComputeTask) and print the figures",
+    ),
+    "bench": (
+        "lookaside.commands.bench",
+        "run the seed's scale experiment (or another scenario) and write a report with plots",
+    ),
+    "bench-fastpath": (
+        "lookaside.commands.bench_fastpath",
+        "measure the fast path (local picks from WatchBackends) against GetBackend per request",
+    ),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv``, only the subcommand it names gets its flags loaded."""
+    chosen = next((arg for arg in (argv or ()) if not arg.startswith("-")), None)
     parser = argparse.ArgumentParser(
         prog="lookaside",
         description=(
@@ -37,11 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lookaside {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module_name in COMMANDS:
+    for name, (module_name, help_text) in COMMANDS.items():
+        if argv is not None and name != chosen:
+            sub.add_parser(name, help=help_text)
+            continue
         module = importlib.import_module(module_name)
         command = sub.add_parser(
-            module.NAME,
-            help=module.HELP,
+            name,
+            help=help_text,
             description=module.DESCRIPTION,
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
@@ -57,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logs.configure(args.log_level)
     try:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from lookaside import validation
 from lookaside.errors import InvalidArgument
-from lookaside.model import Endpoint, LoadMetrics, PickRequest
-from lookaside.registry import Registration
+from lookaside.model import Endpoint, LoadMetrics, PickRequest, Registration
 from lookaside.v1 import load_balancer_pb2 as pb
 
 MAX_EXCLUDE_IDS = 64

@@ -59,3 +59,16 @@ class PickRequest:
     def key(self) -> str:
         """The request key for hashing policies: ``hash_key``, else ``client_id``."""
         return self.hash_key or self.client_id
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What a backend asks to be registered as."""
+
+    id: str
+    address: str
+    port: int
+    service: str
+    capacity: int = 1
+    weight: float = 1.0
+    load: float = 0.0

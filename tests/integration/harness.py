@@ -19,8 +19,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from lookaside.admin import list_backends, wait_for_backends
-from lookaside.client import ComputeResult, LookasideClient, LookasideError
+from lookaside.client.admin import list_backends, wait_for_backends
+from lookaside.client.lookaside_client import ComputeResult, LookasideClient, LookasideError
 from lookaside.procs import ServerProcess, stop_all
 from lookaside.security import TlsConfig, Token
 from lookaside.v1 import load_balancer_pb2 as pb

@@ -13,7 +13,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from lookaside.client import LookasideClient
+from lookaside.client.lookaside_client import LookasideClient
 from lookaside.procs import lookaside_command
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc

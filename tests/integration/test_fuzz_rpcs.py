@@ -26,9 +26,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from lookaside import convert, validation
-from lookaside.backend_server import BackendConfig, BackendServer
+from lookaside.backend.server import BackendConfig, BackendServer
 from lookaside.errors import InvalidArgument
-from lookaside.lb_server import LbConfig, LbServer
+from lookaside.lb.server import LbConfig, LbServer
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 

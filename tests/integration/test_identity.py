@@ -2,7 +2,7 @@
 
 The LB listens on ``::`` (dual stack), so one test process is two callers:
 ``127.0.0.1`` (the owner) and ``::1`` (a stranger). Rule and limits:
-:mod:`lookaside.identity`.
+:mod:`lookaside.lb.ownership`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-from lookaside.lb_server import LbConfig, LbServer
+from lookaside.lb.server import LbConfig, LbServer
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 

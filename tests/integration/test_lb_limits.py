@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from lookaside.backend_server import BackendConfig, BackendServer
-from lookaside.compute_service import MAX_INPUT_CHARS
-from lookaside.lb_server import LbConfig, LbServer
+from lookaside.backend.compute import MAX_INPUT_CHARS
+from lookaside.backend.server import BackendConfig, BackendServer
+from lookaside.lb.server import LbConfig, LbServer
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 

@@ -10,9 +10,9 @@ from collections import Counter
 import grpc
 import pytest
 
-from lookaside.client import LookasideClient
-from lookaside.lb_server import LbConfig, LbServer
-from lookaside.outlier import OutlierConfig
+from lookaside.client.lookaside_client import LookasideClient
+from lookaside.lb.outlier import OutlierConfig
+from lookaside.lb.server import LbConfig, LbServer
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 from tests.integration.harness import Cluster

@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from lookaside.client import LookasideClient, LookasideError
+from lookaside.client.lookaside_client import LookasideClient, LookasideError
 from lookaside.procs import lookaside_command
 from lookaside.security import AUTH_TOKEN_ENV, CLIENT_TOKEN_ENV, TlsConfig, Token, bearer_metadata
 from lookaside.v1 import load_balancer_pb2 as pb

@@ -7,10 +7,10 @@ from collections import Counter
 
 import pytest
 
-from lookaside.balancer import Balancer
 from lookaside.errors import NoBackendAvailable
+from lookaside.lb.balancer import Balancer
+from lookaside.lb.registry import InMemoryRegistry, Registration
 from lookaside.model import LoadMetrics, PickRequest
-from lookaside.registry import InMemoryRegistry, Registration
 
 
 def setup(policy: str = "round_robin", **per_service: str) -> tuple[InMemoryRegistry, Balancer]:
@@ -73,7 +73,7 @@ def test_unknown_policy_fails_fast() -> None:
 
 
 def test_failing_backend_is_ejected_then_returns() -> None:
-    from lookaside.outlier import OutlierConfig
+    from lookaside.lb.outlier import OutlierConfig
 
     class Clock:
         now = 0.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lookaside.client_stats import CallStats
+from lookaside.client.stats import CallStats
 
 
 def test_counts_are_drained_once() -> None:

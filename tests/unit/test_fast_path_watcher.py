@@ -7,10 +7,10 @@ from collections import Counter
 
 import grpc
 
-from lookaside.fast_path import BackendWatcher
+from lookaside.client.fast_path import BackendWatcher
+from lookaside.lb.watch_hub import WatchHub
 from lookaside.model import PickRequest
 from lookaside.v1 import load_balancer_pb2 as pb
-from lookaside.watch_hub import WatchHub
 
 
 def info(backend_id: str, load: float = 0.0, capacity: int = 4) -> pb.BackendInfo:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lookaside.errors import AlreadyExists, PermissionDenied
-from lookaside.identity import Owners, peer_ip
-from lookaside.registry import InMemoryRegistry, Registration
+from lookaside.lb.ownership import Owners, peer_ip
+from lookaside.lb.registry import InMemoryRegistry, Registration
 
 
 @pytest.mark.parametrize(

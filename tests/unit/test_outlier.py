@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from lookaside.outlier import OutlierConfig, OutlierDetector, OutlierEvent, OutlierEventKind
+from lookaside.lb.outlier import OutlierConfig, OutlierDetector, OutlierEvent, OutlierEventKind
 
 EJECTED, RETURNED = OutlierEventKind.EJECTED, OutlierEventKind.RETURNED
 
@@ -178,7 +178,7 @@ def test_odd_counts_are_tolerated() -> None:
 
 def test_one_info_line_per_ejection_and_return(caplog: pytest.LogCaptureFixture) -> None:
     od, clock = detector(10)
-    with caplog.at_level(logging.INFO, logger="lookaside.outlier"):
+    with caplog.at_level(logging.INFO, logger="lookaside.lb.outlier"):
         od.record("compute", "b7", 5, 5)
         od.record("compute", "b7", 5, 5)  # already ejected: nothing new
         clock.now += 30

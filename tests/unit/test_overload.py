@@ -8,8 +8,8 @@ from typing import Any
 import grpc
 import pytest
 
-from lookaside.compute_service import ComputeService
-from lookaside.load_source import LoadMode, LoadSource
+from lookaside.backend.compute import ComputeService
+from lookaside.backend.load_source import LoadMode, LoadSource
 from lookaside.v1 import load_balancer_pb2 as pb
 
 

@@ -6,13 +6,13 @@ import argparse
 
 import pytest
 
-from lookaside.balancer import Balancer
-from lookaside.policy_flags import (
+from lookaside.lb.balancer import Balancer
+from lookaside.lb.policy_flags import (
     add_policy_arguments,
     outlier_config_from_args,
     policy_options_from_args,
 )
-from lookaside.registry import InMemoryRegistry
+from lookaside.lb.registry import InMemoryRegistry
 
 
 def parse(*argv: str) -> argparse.Namespace:

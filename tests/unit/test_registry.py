@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lookaside.errors import AlreadyExists, NotFound, ResourceExhausted
+from lookaside.lb.registry import Change, InMemoryRegistry, Registration
 from lookaside.model import LoadMetrics
-from lookaside.registry import Change, InMemoryRegistry, Registration
 
 
 class FakeClock:

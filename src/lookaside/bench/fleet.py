@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lookaside.admin import wait_for_backends
+from lookaside.client.admin import wait_for_backends
 from lookaside.model import DEFAULT_SERVICE
 from lookaside.procs import LISTENING, ServerProcess, stop_all
 from lookaside.v1 import load_balancer_pb2 as pb

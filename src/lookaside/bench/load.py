@@ -37,7 +37,7 @@ from grpc import aio
 
 from lookaside.bench.metrics import RequestRecord
 from lookaside.channels import dial
-from lookaside.client import LookasideClient, LookasideError
+from lookaside.client.lookaside_client import LookasideClient, LookasideError
 from lookaside.model import DEFAULT_SERVICE
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc

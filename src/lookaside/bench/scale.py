@@ -23,12 +23,12 @@ from types import FrameType
 from rich.console import Console
 from rich.table import Table
 
-from lookaside.admin import list_backends
 from lookaside.bench.fleet import BackendSpec, Fleet, numbered_ids
 from lookaside.bench.load import SeedFlowClient, WarmConnections, close_all, closed_loop
 from lookaside.bench.metrics import RunSummary, summarize
 from lookaside.bench.results import jsonable
 from lookaside.bench.runner import run_async
+from lookaside.client.admin import list_backends
 from lookaside.v1 import load_balancer_pb2 as pb
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)

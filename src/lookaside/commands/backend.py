@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from lookaside import backend_server, serving
-from lookaside.compute_service import WorkMode
-from lookaside.load_source import LoadMode
+from lookaside import serving
+from lookaside.backend import server as backend_server
+from lookaside.backend.compute import WorkMode
+from lookaside.backend.load_source import LoadMode
 from lookaside.security import AuthTokens, TlsConfig, add_tls_flags, add_token_flags
 
-NAME = "backend"
-HELP = "run a backend that serves the compute task and reports load to the LB"
 DESCRIPTION = (
     "Run a backend: serves lookaside.v1.Compute (reverse a string after simulated work), "
     "registers with the LB, streams load reports, re-registers if the LB forgets it, and "

@@ -21,8 +21,6 @@ from lookaside.bench.runner import (
     scenario_defaults,
 )
 
-NAME = "bench"
-HELP = "run the seed's scale experiment (or another scenario) and write a report with plots"
 DESCRIPTION = (
     "For every server count x policy x repeat: start a fresh LB with that policy and N "
     "backends as real processes, wait until all are registered, run the clients, stop "

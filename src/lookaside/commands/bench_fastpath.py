@@ -12,8 +12,6 @@ from rich.table import Table
 from lookaside import policies
 from lookaside.bench.fastpath import MODES, medians, run_fastpath_bench
 
-NAME = "bench-fastpath"
-HELP = "measure the fast path (local picks from WatchBackends) against GetBackend per request"
 DESCRIPTION = (
     "Start an LB and backends (no simulated work, so the LB's share shows), then run the "
     "same closed-loop load twice, alternating: the seed's flow (GetBackend, then "

@@ -6,11 +6,9 @@ import argparse
 import json
 import sys
 
-from lookaside.client import BlockingLookasideClient, LookasideError
+from lookaside.client.lookaside_client import BlockingLookasideClient, LookasideError
 from lookaside.security import AuthTokens, TlsConfig, add_tls_flags, add_token_flags
 
-NAME = "client"
-HELP = "send one compute task: ask the LB, then call the chosen backend"
 DESCRIPTION = (
     "Ask the LB for a backend (GetBackend), send it TEXT to reverse (ComputeTask), and "
     "print the result and which backend served it. Fails over to another backend on errors."

@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 
 from lookaside import policies
-from lookaside.demo import run_demo
+from lookaside.bench.demo import run_demo
 
-NAME = "demo"
-HELP = "start an LB and 3 backends, send a few requests, show who served what"
-DESCRIPTION = HELP
+DESCRIPTION = "Start an LB and 3 backends on loopback, send a few requests, show who served what."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

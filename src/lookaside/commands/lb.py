@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from lookaside import lb_server, policies, policy_flags, serving
+from lookaside import policies, serving
+from lookaside.lb import policy_flags
+from lookaside.lb import server as lb_server
 from lookaside.security import AuthTokens, TlsConfig, add_tls_flags, add_token_flags
 
-NAME = "lb"
-HELP = "run the load balancer server"
 DESCRIPTION = (
     "Run the LB server. Backends register with it and report their load; clients call "
     "GetBackend and get the best backend under the policy. Serves grpc.health.v1 "

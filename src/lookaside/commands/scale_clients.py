@@ -10,8 +10,6 @@ from rich.console import Console
 from lookaside.bench.console import print_run
 from lookaside.bench.scale import run_clients, write_summary_json
 
-NAME = "scale-clients"
-HELP = "run N concurrent clients (GetBackend, then ComputeTask) and print the figures"
 DESCRIPTION = (
     "Run N concurrent clients against --lb; each asks the LB for a backend (GetBackend) and "
     "calls it (ComputeTask), the seed's flow, with no retries. Prints avg/min/max/p50/p95/p99 "

@@ -9,8 +9,6 @@ from pathlib import Path
 from lookaside.bench.fleet import BackendSpec
 from lookaside.bench.scale import serve_backends
 
-NAME = "scale-servers"
-HELP = "start N backend processes (backend1..backendN) and keep them until Ctrl-C"
 DESCRIPTION = (
     "Spawn N backend processes with ids backend1..backendN registered with --lb, wait "
     "until all are registered, print them, and stop them all cleanly on Ctrl-C or "

@@ -1,4 +1,5 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
@@ -6,8 +7,19 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ServingState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SERVING_STATE_UNSPECIFIED: _ClassVar[ServingState]
+    SERVING: _ClassVar[ServingState]
+    NOT_SERVING: _ClassVar[ServingState]
+    DRAINING: _ClassVar[ServingState]
+SERVING_STATE_UNSPECIFIED: ServingState
+SERVING: ServingState
+NOT_SERVING: ServingState
+DRAINING: ServingState
+
 class BackendInfo(_message.Message):
-    __slots__ = ("id", "address", "port", "load", "service_name", "capacity", "weight", "ejected", "last_report")
+    __slots__ = ("id", "address", "port", "load", "service_name", "capacity", "weight", "ejected", "last_report", "serving_state", "picks", "report_age_seconds")
     ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +29,9 @@ class BackendInfo(_message.Message):
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
     EJECTED_FIELD_NUMBER: _ClassVar[int]
     LAST_REPORT_FIELD_NUMBER: _ClassVar[int]
+    SERVING_STATE_FIELD_NUMBER: _ClassVar[int]
+    PICKS_FIELD_NUMBER: _ClassVar[int]
+    REPORT_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     id: str
     address: str
     port: int
@@ -26,22 +41,27 @@ class BackendInfo(_message.Message):
     weight: float
     ejected: bool
     last_report: LoadReport
-    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., port: _Optional[int] = ..., load: _Optional[float] = ..., service_name: _Optional[str] = ..., capacity: _Optional[int] = ..., weight: _Optional[float] = ..., ejected: _Optional[bool] = ..., last_report: _Optional[_Union[LoadReport, _Mapping]] = ...) -> None: ...
+    serving_state: ServingState
+    picks: int
+    report_age_seconds: float
+    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., port: _Optional[int] = ..., load: _Optional[float] = ..., service_name: _Optional[str] = ..., capacity: _Optional[int] = ..., weight: _Optional[float] = ..., ejected: _Optional[bool] = ..., last_report: _Optional[_Union[LoadReport, _Mapping]] = ..., serving_state: _Optional[_Union[ServingState, str]] = ..., picks: _Optional[int] = ..., report_age_seconds: _Optional[float] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
-    __slots__ = ("success", "message", "lease_ttl_seconds", "report_interval_seconds")
+    __slots__ = ("success", "message", "lease_ttl_seconds", "report_interval_seconds", "lease_id")
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     LEASE_TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     REPORT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     success: bool
     message: str
     lease_ttl_seconds: float
     report_interval_seconds: float
-    def __init__(self, success: _Optional[bool] = ..., message: _Optional[str] = ..., lease_ttl_seconds: _Optional[float] = ..., report_interval_seconds: _Optional[float] = ...) -> None: ...
+    lease_id: str
+    def __init__(self, success: _Optional[bool] = ..., message: _Optional[str] = ..., lease_ttl_seconds: _Optional[float] = ..., report_interval_seconds: _Optional[float] = ..., lease_id: _Optional[str] = ...) -> None: ...
 
 class LoadReport(_message.Message):
-    __slots__ = ("id", "load", "cpu_utilization", "application_utilization", "rps_fractional", "eps", "mem_utilization", "named_metrics")
+    __slots__ = ("id", "load", "cpu_utilization", "application_utilization", "rps_fractional", "eps", "mem_utilization", "named_metrics", "lease_id", "requests_in_flight", "latency_ms", "serving_state")
     class NamedMetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +77,10 @@ class LoadReport(_message.Message):
     EPS_FIELD_NUMBER: _ClassVar[int]
     MEM_UTILIZATION_FIELD_NUMBER: _ClassVar[int]
     NAMED_METRICS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    SERVING_STATE_FIELD_NUMBER: _ClassVar[int]
     id: str
     load: float
     cpu_utilization: float
@@ -65,7 +89,11 @@ class LoadReport(_message.Message):
     eps: float
     mem_utilization: float
     named_metrics: _containers.ScalarMap[str, float]
-    def __init__(self, id: _Optional[str] = ..., load: _Optional[float] = ..., cpu_utilization: _Optional[float] = ..., application_utilization: _Optional[float] = ..., rps_fractional: _Optional[float] = ..., eps: _Optional[float] = ..., mem_utilization: _Optional[float] = ..., named_metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    lease_id: str
+    requests_in_flight: int
+    latency_ms: float
+    serving_state: ServingState
+    def __init__(self, id: _Optional[str] = ..., load: _Optional[float] = ..., cpu_utilization: _Optional[float] = ..., application_utilization: _Optional[float] = ..., rps_fractional: _Optional[float] = ..., eps: _Optional[float] = ..., mem_utilization: _Optional[float] = ..., named_metrics: _Optional[_Mapping[str, float]] = ..., lease_id: _Optional[str] = ..., requests_in_flight: _Optional[int] = ..., latency_ms: _Optional[float] = ..., serving_state: _Optional[_Union[ServingState, str]] = ...) -> None: ...
 
 class ServerRequest(_message.Message):
     __slots__ = ("client_id", "service_name", "hash_key", "exclude_ids")
@@ -94,10 +122,12 @@ class TaskResponse(_message.Message):
     def __init__(self, result: _Optional[str] = ..., backend_id: _Optional[str] = ...) -> None: ...
 
 class DeregisterRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "lease_id")
     ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
-    def __init__(self, id: _Optional[str] = ...) -> None: ...
+    lease_id: str
+    def __init__(self, id: _Optional[str] = ..., lease_id: _Optional[str] = ...) -> None: ...
 
 class ListBackendsRequest(_message.Message):
     __slots__ = ("service_name",)
@@ -114,14 +144,18 @@ class ListBackendsResponse(_message.Message):
     def __init__(self, backends: _Optional[_Iterable[_Union[BackendInfo, _Mapping]]] = ..., policy: _Optional[str] = ...) -> None: ...
 
 class BackendCallStats(_message.Message):
-    __slots__ = ("backend_id", "calls_finished", "calls_failed")
+    __slots__ = ("backend_id", "calls_finished", "calls_failed", "latency_ms_sum", "latency_ms_max")
     BACKEND_ID_FIELD_NUMBER: _ClassVar[int]
     CALLS_FINISHED_FIELD_NUMBER: _ClassVar[int]
     CALLS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_SUM_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_MAX_FIELD_NUMBER: _ClassVar[int]
     backend_id: str
     calls_finished: int
     calls_failed: int
-    def __init__(self, backend_id: _Optional[str] = ..., calls_finished: _Optional[int] = ..., calls_failed: _Optional[int] = ...) -> None: ...
+    latency_ms_sum: float
+    latency_ms_max: float
+    def __init__(self, backend_id: _Optional[str] = ..., calls_finished: _Optional[int] = ..., calls_failed: _Optional[int] = ..., latency_ms_sum: _Optional[float] = ..., latency_ms_max: _Optional[float] = ...) -> None: ...
 
 class ClientStats(_message.Message):
     __slots__ = ("client_id", "service_name", "per_backend", "interval_seconds")
@@ -136,24 +170,32 @@ class ClientStats(_message.Message):
     def __init__(self, client_id: _Optional[str] = ..., service_name: _Optional[str] = ..., per_backend: _Optional[_Iterable[_Union[BackendCallStats, _Mapping]]] = ..., interval_seconds: _Optional[float] = ...) -> None: ...
 
 class WatchRequest(_message.Message):
-    __slots__ = ("client_id", "service_name")
+    __slots__ = ("client_id", "service_name", "accept_deltas")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    ACCEPT_DELTAS_FIELD_NUMBER: _ClassVar[int]
     client_id: str
     service_name: str
-    def __init__(self, client_id: _Optional[str] = ..., service_name: _Optional[str] = ...) -> None: ...
+    accept_deltas: bool
+    def __init__(self, client_id: _Optional[str] = ..., service_name: _Optional[str] = ..., accept_deltas: _Optional[bool] = ...) -> None: ...
 
 class BackendSet(_message.Message):
-    __slots__ = ("service_name", "policy", "backends", "version")
+    __slots__ = ("service_name", "policy", "backends", "version", "full", "base_version", "removed_ids")
     SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
     BACKENDS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    FULL_FIELD_NUMBER: _ClassVar[int]
+    BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_IDS_FIELD_NUMBER: _ClassVar[int]
     service_name: str
     policy: str
     backends: _containers.RepeatedCompositeFieldContainer[BackendInfo]
     version: int
-    def __init__(self, service_name: _Optional[str] = ..., policy: _Optional[str] = ..., backends: _Optional[_Iterable[_Union[BackendInfo, _Mapping]]] = ..., version: _Optional[int] = ...) -> None: ...
+    full: bool
+    base_version: int
+    removed_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, service_name: _Optional[str] = ..., policy: _Optional[str] = ..., backends: _Optional[_Iterable[_Union[BackendInfo, _Mapping]]] = ..., version: _Optional[int] = ..., full: _Optional[bool] = ..., base_version: _Optional[int] = ..., removed_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ClientStatsResponse(_message.Message):
     __slots__ = ("report_interval_seconds",)

@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lookaside import policies, serving
-from lookaside.balancer import Balancer
-from lookaside.lb_service import DEFAULT_MAX_STREAMS, LoadBalancerService
-from lookaside.outlier import OutlierConfig
-from lookaside.registry import DEFAULT_MAX_BACKENDS, DEFAULT_TTL, InMemoryRegistry
+from lookaside.lb.balancer import Balancer
+from lookaside.lb.outlier import OutlierConfig
+from lookaside.lb.registry import DEFAULT_MAX_BACKENDS, DEFAULT_TTL, InMemoryRegistry
+from lookaside.lb.servicer import DEFAULT_MAX_STREAMS, LoadBalancerService
+from lookaside.lb.watch_hub import DEFAULT_MIN_GAP as DEFAULT_WATCH_MIN_GAP
+from lookaside.lb.watch_hub import WatchHub
 from lookaside.security import AuthTokens, BearerAuthInterceptor, TlsConfig, lb_auth_rules
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
-from lookaside.watch_hub import DEFAULT_MIN_GAP as DEFAULT_WATCH_MIN_GAP
-from lookaside.watch_hub import WatchHub
 
 log = logging.getLogger("lookaside.lb")
 
@@ -42,7 +42,7 @@ class LbConfig:
     max_message_bytes: int = 64 * 1024  # LB API messages are small; bigger ones are refused
     tokens: AuthTokens = field(default_factory=AuthTokens)  # None = that group of RPCs is open
     tls: TlsConfig = field(default_factory=TlsConfig)  # no cert = plaintext
-    #: Per policy name, constructor options (see ``lookaside.policy_flags``).
+    #: Per policy name, constructor options (see ``lookaside.lb.policy_flags``).
     policy_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     outlier: OutlierConfig = field(default_factory=OutlierConfig)
     client_stats_interval: float = 2.0  # how often clients are asked to send call stats

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from grpc import aio
 
 from lookaside import serving
+from lookaside.backend.compute import ComputeService, WorkMode
+from lookaside.backend.load_source import LoadMode, LoadSource
+from lookaside.backend.reporter import LoadReporter
 from lookaside.channels import dial
-from lookaside.compute_service import ComputeService, WorkMode
-from lookaside.load_source import LoadMode, LoadSource
 from lookaside.model import DEFAULT_SERVICE
-from lookaside.reporter import LoadReporter
 from lookaside.security import TlsConfig, Token, bearer_metadata
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc

@@ -30,7 +30,7 @@ import ipaddress
 from urllib.parse import unquote
 
 from lookaside.errors import AlreadyExists, PermissionDenied
-from lookaside.registry import Change, Registry
+from lookaside.lb.registry import Change, Registry
 
 
 def peer_ip(peer: str) -> str:

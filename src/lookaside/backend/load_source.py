@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from lookaside.compute_service import ComputeService
+from lookaside.backend.compute import ComputeService
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.validation import MAX_LOAD
 

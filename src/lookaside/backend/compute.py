@@ -7,7 +7,7 @@ would have to wait while ``max_queue`` tasks already wait is answered with
 ``RESOURCE_EXHAUSTED`` at once, so a client retries elsewhere instead of
 waiting behind an overloaded backend (``max_queue=0``: never queue, serve only
 while a worker is free). Each rejection calls ``on_reject`` (the backend uses
-it to tell the LB at once that it is saturated, see :mod:`lookaside.load_source`).
+it to tell the LB at once that it is saturated, see :mod:`lookaside.backend.load_source`).
 
 ``input`` is the only field; it is limited to :data:`MAX_INPUT_CHARS`
 characters (``INVALID_ARGUMENT`` naming the field beyond). Any valid UTF-8

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from lookaside.outlier import OutlierConfig
+from lookaside.lb.outlier import OutlierConfig
 from lookaside.policies import RingHashConfig, WrrConfig
 from lookaside.policies.least_load import DEFAULT_TOLERANCE
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from lookaside.admin import wait_for_backends
-from lookaside.client import LookasideClient
+from lookaside.client.admin import wait_for_backends
+from lookaside.client.lookaside_client import LookasideClient
 from lookaside.procs import ServerProcess, stop_all
 
 

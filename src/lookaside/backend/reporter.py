@@ -24,12 +24,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
 from grpc import aio
 
+from lookaside.backoff import Backoff
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 
@@ -37,27 +37,7 @@ log = logging.getLogger("lookaside.backend")
 
 Metadata = Sequence[tuple[str, str]]
 RPC_TIMEOUT = 3.0
-MAX_BACKOFF = 2.0
 DEFAULT_MIN_GAP = 0.05  # seconds between two reports, however often the load moves
-
-
-class Backoff:
-    """Exponential back-off with full jitter (AWS architecture blog's variant)."""
-
-    def __init__(
-        self, base: float = 0.1, cap: float = MAX_BACKOFF, rng: random.Random | None = None
-    ):
-        self._base, self._cap = base, cap
-        self._rng = rng or random.Random()
-        self._attempt = 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self._cap, self._base * 2**self._attempt)
-        self._attempt += 1
-        return self._rng.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        self._attempt = 0
 
 
 class LoadReporter:

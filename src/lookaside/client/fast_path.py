@@ -28,9 +28,9 @@ from collections.abc import Sequence
 from grpc import aio
 
 from lookaside import convert, policies
+from lookaside.backoff import Backoff
 from lookaside.model import Endpoint, PickRequest
 from lookaside.policies import Picker, PickTracker, Policy, Snapshot
-from lookaside.reporter import Backoff
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 

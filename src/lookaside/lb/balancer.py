@@ -5,7 +5,7 @@ service's picker on joins and leaves, and on load reports when the policy uses
 load. ``pick`` then only asks the current picker: no locks, no scans.
 
 Outlier ejection sits here too: backends that clients report failing (see
-:mod:`lookaside.outlier`) are left out of the snapshot the policy sees until
+:mod:`lookaside.lb.outlier`) are left out of the snapshot the policy sees until
 their ejection time is up, so no policy needs to know about it.
 """
 
@@ -18,11 +18,11 @@ from typing import Any
 
 from lookaside import policies
 from lookaside.errors import NoBackendAvailable
+from lookaside.lb.outlier import OutlierConfig, OutlierDetector
+from lookaside.lb.registry import Change, Registry
 from lookaside.model import Endpoint, PickRequest
-from lookaside.outlier import OutlierConfig, OutlierDetector
 from lookaside.policies import EmptyPicker, Picker, PickTracker, Policy, Snapshot
 from lookaside.policies.base import Clock
-from lookaside.registry import Change, Registry
 
 log = logging.getLogger(__name__)
 

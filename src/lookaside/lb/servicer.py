@@ -2,7 +2,7 @@
 
 It holds no state of its own beyond which load stream currently speaks for
 which backend and which caller address owns which backend id (see
-:mod:`lookaside.identity`); membership lives in the registry, choices in the
+:mod:`lookaside.lb.ownership`); membership lives in the registry, choices in the
 balancer.
 """
 
@@ -16,14 +16,14 @@ from typing import Any
 from grpc import aio
 
 from lookaside import convert, validation
-from lookaside.balancer import Balancer
 from lookaside.errors import InvalidArgument, ResourceExhausted, ServiceError
-from lookaside.identity import Owners, peer_ip
-from lookaside.registry import Change, InMemoryRegistry
-from lookaside.status import abort_with
+from lookaside.lb.balancer import Balancer
+from lookaside.lb.grpc_errors import abort_with
+from lookaside.lb.ownership import Owners, peer_ip
+from lookaside.lb.registry import Change, InMemoryRegistry
+from lookaside.lb.watch_hub import WatchHub
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
-from lookaside.watch_hub import WatchHub
 
 log = logging.getLogger("lookaside.lb")
 

@@ -23,7 +23,7 @@ from enum import Enum
 from typing import Protocol
 
 from lookaside.errors import AlreadyExists, NotFound, ResourceExhausted
-from lookaside.model import Endpoint, LoadMetrics
+from lookaside.model import Endpoint, LoadMetrics, Registration
 
 DEFAULT_TTL = 5.0
 DEFAULT_MAX_BACKENDS = 1024
@@ -37,19 +37,6 @@ class Change(Enum):
 
 #: Called after every change: (service, backend id, what changed).
 Listener = Callable[[str, str, Change], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Registration:
-    """What a backend asks to be registered as."""
-
-    id: str
-    address: str
-    port: int
-    service: str
-    capacity: int = 1
-    weight: float = 1.0
-    load: float = 0.0
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ again, and uses it as before once it answers. ``ComputeResult.from_lb`` says
 which way a request went.
 
 Fast path: ``fast_path=True`` subscribes to the LB's ``WatchBackends`` stream
-and picks locally with the same policy code (see :mod:`lookaside.fast_path`),
+and picks locally with the same policy code (see :mod:`lookaside.client.fast_path`),
 so a request costs one RPC (to the backend) instead of two. Until the first
 update arrives, and whenever the local set has nobody left to offer, the
 client asks the LB as usual.
@@ -50,8 +50,8 @@ import grpc
 from grpc import aio
 
 from lookaside.channels import dial
-from lookaside.client_stats import CallStats, ClientStatsReporter
-from lookaside.fast_path import BackendWatcher
+from lookaside.client.fast_path import BackendWatcher
+from lookaside.client.stats import CallStats, ClientStatsReporter
 from lookaside.model import DEFAULT_SERVICE, PickRequest
 from lookaside.security import TlsConfig, Token, bearer_metadata
 from lookaside.v1 import load_balancer_pb2 as pb
