@@ -8,7 +8,6 @@ balancer.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -22,6 +21,7 @@ from lookaside.lb.grpc_errors import abort_with
 from lookaside.lb.ownership import Owners, peer_ip
 from lookaside.lb.registry import Change, InMemoryRegistry
 from lookaside.lb.watch_hub import WatchHub
+from lookaside.lb.watch_sets import WatchSets
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 
@@ -57,7 +57,8 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         self._client_stats_sink = client_stats_sink
         self._client_stats_interval = client_stats_interval
         self._watch_hub = watch_hub or WatchHub()
-        balancer.subscribe(self._watch_hub.changed)
+        balancer.subscribe_backends(self._watch_hub.changed)
+        self._watch_sets = WatchSets(balancer, self._watch_hub)
         self._open_watches = 0
 
     def _forget_stream(self, service: str, backend_id: str, change: Change) -> None:
@@ -189,7 +190,12 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
     async def WatchBackends(
         self, request: pb.WatchRequest, context: Context
     ) -> AsyncIterator[pb.BackendSet]:
-        """The fast path: the service's live set now, then again after every change."""
+        """The fast path: the service's live set now, then after every publication.
+
+        With ``accept_deltas`` only the first message (and a resync after a gap)
+        is the whole set; the others carry what changed since the previous one.
+        Messages are shared between subscribers (see :mod:`lookaside.lb.watch_sets`).
+        """
         try:
             service = validation.service_name(request.service_name)
             validation.client_id(request.client_id)
@@ -200,20 +206,16 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         hub = self._watch_hub
         self._open_watches += 1
         try:
-            sent = -1
+            sent: int | None = None
             while True:
-                version = hub.version(service)
-                if version == sent:
+                if sent is not None and hub.published(service) == sent:
                     await hub.wait_past(service, sent)
                     continue
-                sent = version
-                yield pb.BackendSet(
-                    service_name=service,
-                    policy=self._balancer.policy_name(service),
-                    backends=[convert.endpoint_to_pb(e) for e in self._balancer.live(service)],
-                    version=version,
+                message = self._watch_sets.message(
+                    service, sent if request.accept_deltas else None
                 )
-                await asyncio.sleep(hub.min_gap)  # coalesce bursts of changes
+                yield message
+                sent = message.version
         finally:
             self._open_watches -= 1
 
