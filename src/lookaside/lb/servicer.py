@@ -20,6 +20,8 @@ from lookaside.lb.balancer import Balancer
 from lookaside.lb.grpc_errors import abort_with
 from lookaside.lb.ownership import Owners, peer_ip
 from lookaside.lb.registry import Change, InMemoryRegistry
+from lookaside.model import LoadMetrics
+from lookaside.lb.report_budget import Pace, ReportBudget
 from lookaside.lb.watch_hub import WatchHub
 from lookaside.lb.watch_sets import WatchSets
 from lookaside.v1 import load_balancer_pb2 as pb
@@ -45,6 +47,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         client_stats_sink: ClientStatsSink | None = None,
         client_stats_interval: float = 2.0,
         watch_hub: WatchHub | None = None,
+        report_budget: ReportBudget | None = None,
     ) -> None:
         self._registry = registry
         self._balancer = balancer
@@ -59,6 +62,8 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         self._watch_hub = watch_hub or WatchHub()
         balancer.subscribe_backends(self._watch_hub.changed)
         self._watch_sets = WatchSets(balancer, self._watch_hub)
+        self._budget = report_budget or ReportBudget(0, report_interval, ttl=registry.ttl)
+        registry.subscribe(self._forget_budget)
         self._open_watches = 0
 
     def _forget_stream(self, service: str, backend_id: str, change: Change) -> None:
@@ -66,13 +71,30 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         if change is Change.LEFT:
             self._stream_owner.pop(backend_id, None)
 
-    def _ok(self, message: str) -> pb.RegisterResponse:
+    def _forget_budget(self, service: str, backend_id: str, change: Change) -> None:
+        if change is Change.LEFT:
+            self._budget.forget(backend_id)
+
+    def _ok(self, message: str, pace: Pace | None = None) -> pb.RegisterResponse:
+        pace = pace or self._budget.pace()
         return pb.RegisterResponse(
             success=True,
             message=message,
             lease_ttl_seconds=self._registry.ttl,
-            report_interval_seconds=self._report_interval,
+            report_interval_seconds=pace.interval,
+            min_report_gap_seconds=pace.min_gap,
         )
+
+    def _ingest(self, backend_id: str, load: float, metrics: LoadMetrics) -> None:
+        """Apply a streamed report, or keep it pending when over the report budget."""
+        if self._budget.admit(backend_id, load, metrics):
+            self._registry.report(backend_id, load, metrics)
+
+    def apply_due_reports(self) -> None:
+        """Apply the reports the budget held back whose gap is over (the sweeper calls it)."""
+        for backend_id, load, metrics in self._budget.due():
+            if self._registry.get(backend_id) is not None:
+                self._registry.report(backend_id, load, metrics)
 
     async def RegisterBackend(
         self, request: pb.BackendInfo, context: Context
@@ -85,6 +107,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         except ServiceError as error:
             await abort_with(context, error)
         self._owners.claim(registration.id, caller)
+        pace = self._budget.told(registration.id)
         if created:
             log.info(
                 "registered id=%s service=%s target=%s:%d capacity=%d",
@@ -94,8 +117,8 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
                 registration.port,
                 registration.capacity,
             )
-            return self._ok(f"registered {registration.id}")
-        return self._ok(f"renewed {registration.id}")
+            return self._ok(f"registered {registration.id}", pace)
+        return self._ok(f"renewed {registration.id}", pace)
 
     async def ReportLoad(self, request: pb.LoadReport, context: Context) -> pb.RegisterResponse:
         try:
@@ -131,9 +154,14 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
                             "id", f"this stream speaks for {backend_id!r}, not {reported_id!r}"
                         )
                     else:
-                        self._registry.report(backend_id, load, metrics)
+                        self._ingest(backend_id, load, metrics)
                 except ServiceError as error:
                     await abort_with(context, error)
+                if backend_id is not None and self._budget.stale_pace(backend_id):
+                    # The fleet changed a lot: end the stream with the new pace. The
+                    # backend renews its registration (lease kept) and reopens.
+                    self._stream_owner.pop(backend_id, None)
+                    return self._ok("report pace changed; renew and reopen the stream")
             return self._ok("stream closed")
         finally:
             self._open_streams -= 1
@@ -211,9 +239,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
                 if sent is not None and hub.published(service) == sent:
                     await hub.wait_past(service, sent)
                     continue
-                message = self._watch_sets.message(
-                    service, sent if request.accept_deltas else None
-                )
+                message = self._watch_sets.message(service, sent if request.accept_deltas else None)
                 yield message
                 sent = message.version
         finally:

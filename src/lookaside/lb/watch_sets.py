@@ -39,7 +39,9 @@ class WatchSets:
         #: service -> (published version, {base version or None for full: message})
         self._messages: dict[str, tuple[int, dict[int | None, pb.BackendSet]]] = {}
 
-    def _info(self, infos: dict[str, tuple[Endpoint, pb.BackendInfo]], e: Endpoint) -> pb.BackendInfo:
+    def _info(
+        self, infos: dict[str, tuple[Endpoint, pb.BackendInfo]], e: Endpoint
+    ) -> pb.BackendInfo:
         cached = infos.get(e.id)
         if cached is not None and cached[0] is e:
             return cached[1]
