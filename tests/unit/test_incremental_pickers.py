@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -50,7 +51,7 @@ capacities = st.lists(st.integers(1, 4), min_size=1, max_size=16)
 
 
 def run(policy: Policy, caps: list[int], ops: list[tuple[object, ...]], check: object) -> None:
-    """Drive ``policy`` through ``ops``; ``check(picker, endpoints, tracker, request)`` each pick."""
+    """Drive ``policy`` through ``ops``; call ``check(picker, endpoints, tracker, request)``."""
     endpoints = fleet(caps)
     tracker = PickTracker()
     picker = policy.build(Snapshot(tuple(endpoints), tracker))
@@ -190,32 +191,38 @@ def register(registry: InMemoryRegistry, count: int) -> None:
         registry.register(Registration(f"b{i}", "127.0.0.1", 9000 + i, "compute"))
 
 
-def test_reports_never_rebuild_the_built_in_load_aware_pickers(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    for name in ("least_load", "p2c"):
-        registry = InMemoryRegistry()
-        balancer = balancer_with(name, registry)
-        register(registry, 50)
-        builds = []
-        cls = policies.POLICIES[name]
-        original = cls.build
-        monkeypatch.setattr(
-            cls, "build", lambda self, snap: builds.append(1) or original(self, snap)
-        )
-        for i in range(50):
-            registry.report(f"b{i}", 0.9, LoadMetrics())
-        registry.report("b7", 0.0, LoadMetrics())
-        assert builds == [], name
-        picker = balancer._services["compute"].picker
-        if isinstance(picker, P2CPicker):
-            assert registry.get("b7") in picker.endpoints
-        else:
-            assert balancer.pick("compute", PickRequest()).id == "b7"
-        registry.deregister("b7")  # membership changes do rebuild
-        assert builds == [1], name
-        monkeypatch.undo()
+@pytest.mark.parametrize("name", ["least_load", "p2c"])
+def test_reports_never_rebuild_the_built_in_load_aware_pickers(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = InMemoryRegistry()
+    balancer = balancer_with(name, registry)
+    register(registry, 50)
+    builds: list[int] = []
+    cls = policies.POLICIES[name]
+    original = cls.build
+
+    def counting_build(self: Policy, snapshot: Snapshot) -> Picker:
+        builds.append(1)
+        return original(self, snapshot)
+
+    monkeypatch.setattr(cls, "build", counting_build)
+    for i in range(50):
+        registry.report(f"b{i}", 0.9, LoadMetrics())
+    registry.report("b7", 0.0, LoadMetrics())
+    assert builds == []
+    picker = balancer._services["compute"].picker
+    if isinstance(picker, P2CPicker):
+        assert registry.get("b7") in picker.endpoints
+    else:
+        assert balancer.pick("compute", PickRequest()).id == "b7"
+    registry.deregister("b7")  # membership changes do rebuild
+    assert builds == [1]
 
 
-def test_a_policy_without_update_is_rebuilt_on_every_report(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_policy_without_update_is_rebuilt_on_every_report(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setitem(policies.POLICIES, "rebuild_only", RebuildOnly)
     registry = InMemoryRegistry()
     balancer = balancer_with("rebuild_only", registry)

@@ -112,14 +112,12 @@ class LoadReporter:
     async def _reports(self, interval: float) -> AsyncIterator[pb.LoadReport]:
         while not self._leaving.is_set():
             self._urgent.clear()
-            report = self._make_report()
-            while True:
+            report: pb.LoadReport | None = self._make_report()
+            while report is not None:
                 yield report
                 own_gap = min(self._min_gap, interval)
                 await self._sleep(own_gap)
                 report = await self._saturated_within(min(self._gap, interval) - own_gap)
-                if report is None:
-                    break
             await self._sleep(interval - min(self._gap, interval), self._urgent)
         # Keep the stream open until we have deregistered: its end marks us down.
         await self._stopping.wait()

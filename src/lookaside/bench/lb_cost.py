@@ -5,8 +5,8 @@ simulated in this process as raw gRPC streams, so thousands of backends fit on
 a small machine: each simulated backend registers (``RegisterBackend``) and
 holds a ``StreamLoad`` stream, and one driver hands the streams their reports
 at a fixed total rate, spread evenly over the fleet. Watchers are raw
-``WatchBackends`` streams that count the bytes they receive without parsing
-them.
+``WatchBackends`` streams that count the bytes they receive (the wire size of
+each push) and which pushes were whole sets.
 
 Three cases, each on a fresh LB:
 
@@ -186,7 +186,7 @@ class Channels:
 
     async def close(self) -> None:
         for channel in self.channels:
-            await channel.close()
+            await channel.close(None)
 
 
 @dataclass
@@ -330,7 +330,7 @@ async def _getbackend_calls(target: str, rate: float, seconds: float) -> tuple[l
 async def _measure_getbackend(
     build: LbBuild, log_dir: Path, config: CostConfig
 ) -> tuple[float, float, int, float]:
-    """GetBackend p50/p99 (ms), errors and the LB's CPU share while the large fleet reports at 1 Hz."""
+    """GetBackend p50/p99 (ms), errors and LB CPU share while the large fleet reports at 1 Hz."""
     lb = build.start(log_dir, "getbackend")
     target = f"127.0.0.1:{lb.port}"
     fleet = SimulatedFleet(target, config.large_fleet)
@@ -362,7 +362,7 @@ class _Watchers:
     target: str
     count: int
     messages: int = 0
-    bytes: int = 0
+    received: int = 0  # bytes
     full: int = 0
 
     def __post_init__(self) -> None:
@@ -381,7 +381,7 @@ class _Watchers:
             )
             self._tasks.append(asyncio.ensure_future(self._consume(call(request))))
 
-    async def _consume(self, stream: AsyncIterator[bytes]) -> None:
+    async def _consume(self, stream: aio.UnaryStreamCall[bytes, bytes]) -> None:
         first = True
         async for raw in stream:
             if first:
@@ -391,7 +391,7 @@ class _Watchers:
                     self.first.set()
                 continue  # the first (full) set is the subscription's, not a push
             self.messages += 1
-            self.bytes += len(raw)
+            self.received += len(raw)
             if pb.BackendSet.FromString(raw).full:
                 self.full += 1
 
@@ -402,7 +402,7 @@ class _Watchers:
             with contextlib.suppress(BaseException):
                 await task
         for channel in self._channels:
-            await channel.close()
+            await channel.close(None)
 
 
 async def _measure_watch(
@@ -418,15 +418,15 @@ async def _measure_watch(
         watchers.start()
         rate = float(config.watch_fleet)
         driving = asyncio.ensure_future(fleet.drive(rate, 60.0))
-        await asyncio.wait_for(watchers.first.wait(), 30)
+        await asyncio.wait_for(watchers.first.wait(), 120)
         await asyncio.sleep(config.warmup)
-        messages, size, full = watchers.messages, watchers.bytes, watchers.full
+        messages, size, full = watchers.messages, watchers.received, watchers.full
         cpu_before, wall_before = process_cpu_seconds(lb.pid), time.monotonic()
         await asyncio.sleep(config.seconds)
         cpu = process_cpu_seconds(lb.pid) - cpu_before
         wall = time.monotonic() - wall_before
         pushes = watchers.messages - messages
-        pushed_bytes = watchers.bytes - size
+        pushed_bytes = watchers.received - size
         full_pushes = watchers.full - full
         driving.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -1,4 +1,4 @@
-"""``lookaside bench-lb-cost``: one LB's cost per report, per pick and per watch push, before/after."""
+"""``lookaside bench-lb-cost``: one LB's cost per report, pick and watch push, before/after."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     per_build = {build: medians(runs, build) for build in builds}
     title = (
         f"one LB's costs — small fleet {config.small_fleet}, large {config.large_fleet}, "
-        f"watch {config.watch_fleet} backends × {config.watchers} subscribers — "
+        f"watch {config.watch_fleet} backends x {config.watchers} subscribers — "
         f"medians of {config.repeat} runs"
     )
     table = Table(title=title)

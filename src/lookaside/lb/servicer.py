@@ -20,10 +20,10 @@ from lookaside.lb.balancer import Balancer
 from lookaside.lb.grpc_errors import abort_with
 from lookaside.lb.ownership import Owners, peer_ip
 from lookaside.lb.registry import Change, InMemoryRegistry
-from lookaside.model import LoadMetrics
 from lookaside.lb.report_budget import Pace, ReportBudget
 from lookaside.lb.watch_hub import WatchHub
 from lookaside.lb.watch_sets import WatchSets
+from lookaside.model import LoadMetrics
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 
