@@ -274,21 +274,30 @@ class SimulatedFleet:
         await self._channels.close()
 
 
+@contextlib.asynccontextmanager
+async def _lb_and_fleet(
+    build: LbBuild, log_dir: Path, label: str, size: int
+) -> AsyncIterator[tuple[ServerProcess, SimulatedFleet]]:
+    """A fresh LB of ``build`` and ``size`` registered, streaming backends; both stopped after."""
+    lb = build.start(log_dir, label)
+    fleet = SimulatedFleet(f"127.0.0.1:{lb.port}", size)
+    try:
+        await fleet.start()
+        yield lb, fleet
+    finally:
+        await fleet.stop()
+        lb.stop()
+
+
 async def _measure_reports(
     build: LbBuild, log_dir: Path, config: CostConfig, size: int
 ) -> tuple[float, int]:
     """LB CPU microseconds per streamed report with ``size`` backends, and reports counted."""
-    lb = build.start(log_dir, f"reports-{size}")
-    fleet = SimulatedFleet(f"127.0.0.1:{lb.port}", size)
-    try:
-        await fleet.start()
+    async with _lb_and_fleet(build, log_dir, f"reports-{size}", size) as (lb, fleet):
         await fleet.drive(config.report_rate, config.warmup)
         cpu_before = process_cpu_seconds(lb.pid)
         sent = await fleet.drive(config.report_rate, config.seconds)
         cpu = process_cpu_seconds(lb.pid) - cpu_before
-    finally:
-        await fleet.stop()
-        lb.stop()
     return cpu * 1e6 / max(1, sent), sent
 
 
@@ -336,12 +345,9 @@ async def _measure_getbackend(
     build: LbBuild, log_dir: Path, config: CostConfig
 ) -> tuple[float, float, int, float]:
     """GetBackend p50/p99 (ms), errors and LB CPU share while the large fleet reports at 1 Hz."""
-    lb = build.start(log_dir, "getbackend")
-    target = f"127.0.0.1:{lb.port}"
-    fleet = SimulatedFleet(target, config.large_fleet)
     loop = asyncio.get_running_loop()
-    try:
-        await fleet.start()
+    async with _lb_and_fleet(build, log_dir, "getbackend", config.large_fleet) as (lb, fleet):
+        target = f"127.0.0.1:{lb.port}"
         rate = float(config.large_fleet)  # every backend once a second
         await fleet.drive(rate, config.warmup)
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -352,9 +358,6 @@ async def _measure_getbackend(
             )
             _, (latencies, errors) = await asyncio.gather(fleet.drive(rate, config.seconds), calls)
             share = (process_cpu_seconds(lb.pid) - cpu_before) / (time.monotonic() - wall_before)
-    finally:
-        await fleet.stop()
-        lb.stop()
     if not latencies:
         return float("nan"), float("nan"), errors, share
     return percentile(latencies, 50), percentile(latencies, 99), errors, share
@@ -413,15 +416,21 @@ async def _measure_watch(
     build: LbBuild, log_dir: Path, config: CostConfig
 ) -> tuple[float, float, float, int]:
     """LB CPU share, bytes per push, pushes/s per subscriber, full pushes (watch case)."""
-    lb = build.start(log_dir, "watch")
-    target = f"127.0.0.1:{lb.port}"
-    fleet = SimulatedFleet(target, config.watch_fleet)
-    watchers = _Watchers(target, config.watchers)
+    async with _lb_and_fleet(build, log_dir, "watch", config.watch_fleet) as (lb, fleet):
+        watchers = _Watchers(f"127.0.0.1:{lb.port}", config.watchers)
+        try:
+            watchers.start()
+            return await _watch_window(lb, fleet, watchers, config)
+        finally:
+            await watchers.stop()
+
+
+async def _watch_window(
+    lb: ServerProcess, fleet: SimulatedFleet, watchers: _Watchers, config: CostConfig
+) -> tuple[float, float, float, int]:
+    """Drive the fleet at 1 Hz per backend; measure the LB and the pushes over the window."""
+    driving = asyncio.ensure_future(fleet.drive(float(config.watch_fleet), 24 * 3600.0))
     try:
-        await fleet.start()
-        watchers.start()
-        rate = float(config.watch_fleet)
-        driving = asyncio.ensure_future(fleet.drive(rate, 60.0))
         # An overloaded LB may take long to greet every subscriber: go on after a while.
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(watchers.first.wait(), 60)
@@ -431,18 +440,13 @@ async def _measure_watch(
         await asyncio.sleep(config.seconds)
         cpu = process_cpu_seconds(lb.pid) - cpu_before
         wall = time.monotonic() - wall_before
-        pushes = watchers.messages - messages
-        pushed_bytes = watchers.received - size
+        pushes, pushed = watchers.messages - messages, watchers.received - size
         full_pushes = watchers.full - full
+    finally:
         driving.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await driving
-    finally:
-        await watchers.stop()
-        await fleet.stop()
-        lb.stop()
-    per_push = pushed_bytes / max(1, pushes)
-    return cpu / wall, per_push, pushes / wall / config.watchers, full_pushes
+    return cpu / wall, pushed / max(1, pushes), pushes / wall / config.watchers, full_pushes
 
 
 async def _one_run(build: LbBuild, log_dir: Path, config: CostConfig, repeat: int) -> CostRun:
