@@ -80,7 +80,7 @@ def test_least_load_updates_match_a_rebuild(caps: list[int], ops: list, seed: in
         rebuilt = LeastLoadPicker(
             tuple(endpoints), clone(tracker, endpoints), random.Random(0), DEFAULT_TOLERANCE
         )
-        assert picker.loads() == rebuilt.loads()
+        assert picker.loads() == pytest.approx(rebuilt.loads())  # picks add up in floats
         allowed = {i: load for i, load in picker.loads().items() if i not in request.exclude_ids}
         chosen = picker.pick(request)
         if not allowed:
