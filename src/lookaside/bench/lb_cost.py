@@ -55,13 +55,15 @@ SERVICE = "compute"
 WATCH_METHOD = "/lookaside.v1.LoadBalancer/WatchBackends"
 #: Flags every LB build gets: room for big fleets, leases that outlive slow rounds.
 LB_FLAGS = (
-    "--policy", "least_load", "--ttl", "30", "--max-backends", "20000",
+    "--policy", "least_load", "--ttl", "120", "--max-backends", "20000",
     "--max-streams", "20000", "--max-message-bytes", "4194304",
 )  # fmt: skip
 #: Connections the simulated fleet spreads its streams over, whatever its size, so both
 #: fleet sizes pay the same transport costs (HTTP/2 batching differs per connection).
 FLEET_CHANNELS = 10
 _TICK = 0.01
+#: Seconds a registration may take on a crowded machine (fleets join in one burst).
+_SLOW_RPC = 120.0
 
 
 @dataclass(frozen=True)
@@ -208,11 +210,14 @@ class SimulatedFleet:
         return f"sim-{index:05d}"
 
     async def start(self) -> None:
+        """Register every backend and open its stream at once (its first report keeps the lease)."""
         gate = asyncio.Semaphore(64)
+        self._queues = [asyncio.Queue() for _ in range(self.count)]
 
-        async def register(index: int) -> None:
+        async def join(index: int) -> None:
+            stub = self._channels.stub(index)
             async with gate:
-                await self._channels.stub(index).RegisterBackend(
+                await stub.RegisterBackend(
                     pb.BackendInfo(
                         id=self.backend_id(index),
                         address="127.0.0.1",
@@ -220,23 +225,18 @@ class SimulatedFleet:
                         service_name=SERVICE,
                         capacity=4,
                     ),
-                    timeout=30,
+                    timeout=_SLOW_RPC,
                 )
+            self._calls.append(asyncio.ensure_future(stub.StreamLoad(self._reports(index))))
+            self._queue_report(index)  # a first report names the stream's backend
 
-        await asyncio.gather(*(register(i) for i in range(self.count)))
-        for index in range(self.count):
-            queue: asyncio.Queue[pb.LoadReport | None] = asyncio.Queue()
-            self._queues.append(queue)
-            call = self._channels.stub(index).StreamLoad(self._reports(queue))
-            self._calls.append(asyncio.ensure_future(call))
-        for index in range(self.count):  # a first report names each stream's backend
-            self._queue_report(index)
-        while self.sent < self.count:
+        await asyncio.gather(*(join(i) for i in range(self.count)))
+        deadline = asyncio.get_running_loop().time() + _SLOW_RPC
+        while self.sent < self.count and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(_TICK)
 
-    async def _reports(
-        self, queue: asyncio.Queue[pb.LoadReport | None]
-    ) -> AsyncIterator[pb.LoadReport]:
+    async def _reports(self, index: int) -> AsyncIterator[pb.LoadReport]:
+        queue = self._queues[index]
         while (report := await queue.get()) is not None:
             self.sent += 1
             yield report

@@ -1,7 +1,8 @@
 """Keeps one policy and one current picker per service, in step with the registry.
 
 The registry tells the balancer about every change. Joins and leaves rebuild
-that service's picker from a snapshot, O(n). A load report costs O(1) here plus
+that service's picker from a snapshot, O(n), once per burst (at the next pick
+or report). A load report costs O(1) here plus
 what the policy's :meth:`~lookaside.policies.Policy.update` costs (O(1) or
 O(log n) for the built-in load-aware policies): the balancer keeps its own
 ordered copy of each service's live endpoints, so a report never copies the
@@ -39,7 +40,12 @@ BackendsWatcher = Callable[[str, Collection[str]], None]
 
 
 class ServiceBalancer:
-    """The policy, pick tracker, live endpoints and current picker of one service."""
+    """The policy, pick tracker, live endpoints and current picker of one service.
+
+    Joins and leaves update the live set at once, O(1), and mark the picker
+    stale; it is rebuilt, O(n), at the next pick or report. A burst of a
+    thousand registrations therefore costs one rebuild, not a thousand.
+    """
 
     def __init__(self, service: str, policy: Policy) -> None:
         self.service = service
@@ -48,21 +54,42 @@ class ServiceBalancer:
         self.picker: Picker = EmptyPicker()
         #: Live, non-ejected endpoints by id, in registration order.
         self.live: dict[str, Endpoint] = {}
+        self._stale = False
 
     def snapshot(self, now: float) -> Snapshot:
         return Snapshot(tuple(self.live.values()), self.tracker, now)
 
     def rebuild(self, endpoints: tuple[Endpoint, ...], now: float) -> None:
         self.live = {e.id: e for e in endpoints}
-        if not endpoints:
+        self._build(now)
+
+    def _build(self, now: float) -> None:
+        self._stale = False
+        if not self.live:
             self.picker = EmptyPicker()
             return
-        self.picker = self.policy.build(Snapshot(endpoints, self.tracker, now))
+        self.picker = self.policy.build(self.snapshot(now))
+
+    def joined(self, endpoint: Endpoint) -> None:
+        self.live[endpoint.id] = endpoint  # registration order: newcomers come last
+        self._stale = True
+
+    def left(self, backend_id: str) -> None:
+        if self.live.pop(backend_id, None) is not None:
+            self._stale = True
+
+    def current(self, now: float) -> Picker:
+        """The picker for the live set as it is now (rebuilt first if membership changed)."""
+        if self._stale:
+            self._build(now)
+        return self.picker
 
     def reported(self, endpoint: Endpoint, now: float) -> None:
         """A member's new report: O(1) plus the policy's incremental update."""
         self.live[endpoint.id] = endpoint
-        if self.policy.uses_load:
+        if self._stale:
+            self._build(now)
+        elif self.policy.uses_load:
             self.picker = self.policy.update(self.picker, endpoint, lambda: self.snapshot(now))
 
 
@@ -151,11 +178,13 @@ class Balancer:
             balancer.reported(endpoint, self._now())
         elif change is Change.JOINED:
             self._outliers.add(service, backend_id)
-            self._rebuild(service)
+            endpoint = self._registry.get(backend_id)
+            if endpoint is not None:
+                balancer.joined(endpoint)
         elif change is Change.LEFT:
             balancer.tracker.forget(backend_id)
             self._outliers.forget(service, backend_id)
-            self._rebuild(service)
+            balancer.left(backend_id)
         self._notify(service, (backend_id,))
 
     def live(self, service: str) -> tuple[Endpoint, ...]:
@@ -191,7 +220,7 @@ class Balancer:
     def pick(self, service: str, request: PickRequest) -> Endpoint:
         """The policy's choice, or :class:`NoBackendAvailable` naming the service."""
         balancer = self._services.get(service)
-        endpoint = balancer.picker.pick(request) if balancer else None
+        endpoint = balancer.current(self._now()).pick(request) if balancer else None
         if endpoint is None:
             if balancer is not None and request.exclude_ids and self._registry.endpoints(service):
                 raise NoBackendAvailable(
