@@ -14,7 +14,7 @@ from lookaside.v1 import load_balancer_pb2 as pb
 MAX_EXCLUDE_IDS = 64
 MAX_REQUESTS_IN_FLIGHT = 10_000_000
 
-_STATE_FROM_PB = {
+_STATE_FROM_PB: dict[int, ServingState] = {
     pb.SERVING_STATE_UNSPECIFIED: ServingState.SERVING,  # seed-era backends
     pb.SERVING: ServingState.SERVING,
     pb.NOT_SERVING: ServingState.NOT_SERVING,

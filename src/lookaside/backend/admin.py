@@ -49,7 +49,8 @@ class AgentCollector(Collector):
         yield counter("busy_seconds", "Call-seconds spent serving finished calls.", busy)
         yield gauge("latency_seconds_ewma", "Recent call latency (EWMA).", latency_ms / 1000)
         yield gauge(
-            "serving", "1 while the backend is handed out (SERVING).",
+            "serving",
+            "1 while the backend is handed out (SERVING).",
             1.0 if agent.serving_state == pb.SERVING else 0.0,
         )
         registered = agent.reporter is not None and agent.reporter.registered.is_set()

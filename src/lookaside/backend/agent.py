@@ -48,7 +48,7 @@ import grpc
 from grpc import aio
 
 from lookaside.backend import orca
-from lookaside.backend.call_stats import Clock, LoadMeter, CallStats
+from lookaside.backend.call_stats import CallStats, Clock, LoadMeter
 from lookaside.backend.health import HealthFollower, HealthServicer, new_servicer
 from lookaside.backend.interceptor import AioLoadInterceptor, SyncLoadInterceptor
 from lookaside.backend.reporter import DEFAULT_MIN_GAP, LoadReporter
@@ -225,7 +225,9 @@ class BackendAgent:
         if port is not None:
             self.port = port
         if not 1 <= self.port <= 65535:
-            raise ValueError(f"port: {self.port} is not a port clients can dial; pass the bound one")
+            raise ValueError(
+                f"port: {self.port} is not a port clients can dial; pass the bound one"
+            )
         config = self.config
         self._loop = asyncio.get_running_loop()
         self._channel = dial(config.lb, config.tls.channel_credentials())
@@ -279,7 +281,9 @@ class BackendAgent:
     def start_sync(self, port: int | None = None, timeout: float = 10.0) -> None:
         """:meth:`start` for a blocking server: reporting runs on a thread of its own."""
         loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=loop.run_forever, name="lookaside-agent", daemon=True)
+        self._thread = threading.Thread(
+            target=loop.run_forever, name="lookaside-agent", daemon=True
+        )
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self.start(port), loop).result(timeout)
 

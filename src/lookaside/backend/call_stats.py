@@ -60,8 +60,10 @@ class CallStats:
                 self.failed += 1
             self.busy_seconds += seconds
             ms = seconds * 1000.0
-            self.latency_ms = ms if self.finished == 1 else (
-                self.latency_ms + self._alpha * (ms - self.latency_ms)
+            self.latency_ms = (
+                ms
+                if self.finished == 1
+                else (self.latency_ms + self._alpha * (ms - self.latency_ms))
             )
 
     def totals(self) -> tuple[int, int, int, float, float]:

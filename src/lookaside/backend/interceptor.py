@@ -33,9 +33,11 @@ UNMEASURED_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.", "/xds.service.or
 
 if TYPE_CHECKING:
     _AioBase = aio.ServerInterceptor[Any, Any]
+    _SyncBase = grpc.ServerInterceptor[Any, Any]
     _Handler = grpc.RpcMethodHandler[Any, Any]
 else:
     _AioBase = aio.ServerInterceptor
+    _SyncBase = grpc.ServerInterceptor
     _Handler = grpc.RpcMethodHandler
 
 Trailer = Callable[[], tuple[str, bytes]]
@@ -142,7 +144,7 @@ class AioLoadInterceptor(_AioBase):
         )
 
 
-class SyncLoadInterceptor(grpc.ServerInterceptor):
+class SyncLoadInterceptor(_SyncBase):
     """For the blocking ``grpc.server(executor, interceptors=[...])``."""
 
     def __init__(self, stats: CallStats, trailer: Trailer | None = None) -> None:

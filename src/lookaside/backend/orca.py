@@ -52,9 +52,9 @@ RIF_METRIC = "requests_in_flight"
 LATENCY_METRIC = "latency_ms"
 
 if TYPE_CHECKING:
-    _Handler = grpc.RpcMethodHandler[Any, Any]
+    GenericHandler = grpc.GenericRpcHandler[Any, Any]
 else:
-    _Handler = grpc.RpcMethodHandler
+    GenericHandler = grpc.GenericRpcHandler
 
 
 def to_orca(report: pb.LoadReport) -> orca_pb.OrcaLoadReport:
@@ -147,7 +147,7 @@ def _serializers() -> dict[str, Any]:
 
 def aio_handler(
     measure: Callable[[], pb.LoadReport], min_interval: float = DEFAULT_MIN_INTERVAL
-) -> grpc.GenericRpcHandler:
+) -> GenericHandler:
     """``OpenRcaService`` for a ``grpc.aio`` server: a report now, then every interval."""
 
     async def stream(
@@ -166,7 +166,7 @@ def sync_handler(
     measure: Callable[[], pb.LoadReport],
     min_interval: float = DEFAULT_MIN_INTERVAL,
     stopping: threading.Event | None = None,
-) -> grpc.GenericRpcHandler:
+) -> GenericHandler:
     """``OpenRcaService`` for a blocking ``grpc.Server`` (one worker thread per stream)."""
     stop = stopping or threading.Event()
 

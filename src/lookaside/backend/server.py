@@ -22,12 +22,9 @@ metadata on every membership RPC; it is never logged.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
-
-from grpc import aio
 
 from lookaside import serving
 from lookaside.backend.agent import AgentConfig, BackendAgent

@@ -24,16 +24,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lb", default=DEFAULTS.lb, help="the LB server, HOST:PORT")
     parser.add_argument("--host", default=DEFAULTS.host, help="address to listen on")
     parser.add_argument(
-        "--port", type=int, default=DEFAULTS.port, help="port to listen on (0 = any free port, registered)"
+        "--port",
+        type=int,
+        default=DEFAULTS.port,
+        help="port to listen on (0 = any free port, registered)",
     )
     parser.add_argument(
         "--advertise-host", default="", help="address clients should dial (default: --host)"
     )
     parser.add_argument("--id", default="", help="unique backend id (default: a random one)")
-    parser.add_argument("--service", default=DEFAULTS.service, help="service name to register under")
-    parser.add_argument("--workers", type=int, default=DEFAULTS.workers, help="tasks served at the same time")
     parser.add_argument(
-        "--work-ms", type=float, default=DEFAULTS.work_ms, help="simulated work per task, in milliseconds"
+        "--service", default=DEFAULTS.service, help="service name to register under"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=DEFAULTS.workers, help="tasks served at the same time"
+    )
+    parser.add_argument(
+        "--work-ms",
+        type=float,
+        default=DEFAULTS.work_ms,
+        help="simulated work per task, in milliseconds",
     )
     parser.add_argument(
         "--work-mode",

@@ -79,9 +79,7 @@ class Lease:
 class Owners:
     """Backend id -> its current lease (caller IP and lease id), in step with the registry."""
 
-    def __init__(
-        self, registry: Registry, mint: Callable[[], str] = new_lease_id
-    ) -> None:
+    def __init__(self, registry: Registry, mint: Callable[[], str] = new_lease_id) -> None:
         self._registry = registry
         self._mint = mint
         self._leases: dict[str, Lease] = {}

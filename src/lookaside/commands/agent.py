@@ -1,0 +1,71 @@
+"""``lookaside agent``: the sidecar for a server in any language."""
+
+from __future__ import annotations
+
+import argparse
+
+from lookaside import serving
+from lookaside.backend import sidecar
+from lookaside.security import AuthTokens, TlsConfig, add_tls_flags, add_token_flags
+
+DESCRIPTION = (
+    "Register a gRPC server that lookaside does not run (Go, Java, Node, a stock Python "
+    "server) with the LB and keep its lease. The sidecar follows the target's "
+    "grpc.health.v1 (Watch, or Check polled when Watch is missing): while the target is "
+    "NOT_SERVING or unreachable the LB keeps it registered but hands it out no more, and "
+    "takes it back once it is SERVING. Load comes from the target's ORCA service "
+    "(xds.service.orca.v3.OpenRcaService) when it has one. On SIGTERM/SIGINT the sidecar "
+    "deregisters the target and exits 0; the target keeps running."
+)
+EXAMPLE = (
+    "example: lookaside agent --lb 127.0.0.1:50051 --target 127.0.0.1:50061 "
+    "--service userservice.v1.Echo"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXAMPLE
+    parser.add_argument(
+        "--lb", help="the LB, HOST:PORT, or several replicas HOST:PORT,HOST:PORT (required)"
+    )
+    parser.add_argument("--target", help="HOST:PORT of the server to register (required)")
+    parser.add_argument(
+        "--service", help="service name clients ask the LB for, e.g. my.pkg.MyService (required)"
+    )
+    parser.add_argument("--id", default="", help="unique backend id (default: HOST:PORT)")
+    parser.add_argument(
+        "--advertise-host",
+        default="",
+        help="address clients should dial (default: the --target host)",
+    )
+    parser.add_argument(
+        "--health-service",
+        default="",
+        help="grpc.health.v1 service name to follow (default: '' = the whole server)",
+    )
+    parser.add_argument(
+        "--report-interval",
+        type=float,
+        default=sidecar.SidecarConfig.report_interval,
+        help="seconds between load reports when nothing changes (they renew the lease)",
+    )
+    add_token_flags(parser, backend=True)
+    add_tls_flags(parser, serves=False, dials=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    for flag in ("lb", "target", "service"):
+        if not getattr(args, flag):
+            raise ValueError(f"--{flag} is required ({EXAMPLE})")
+    config = sidecar.SidecarConfig(
+        lb=args.lb,
+        target=args.target,
+        service=args.service,
+        id=args.id,
+        advertise_host=args.advertise_host,
+        health_service=args.health_service,
+        report_interval=args.report_interval,
+        token=AuthTokens.from_args(args).backend,
+        tls=TlsConfig.from_args(args),
+    )
+    return serving.run(sidecar.serve(config))
