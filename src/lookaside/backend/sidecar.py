@@ -24,6 +24,7 @@ On stop (SIGTERM) it deregisters, then exits 0; the target keeps running.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -103,8 +104,10 @@ class TargetHealth:
         self._config = config
         self._on_change = on_change
         self.serving = False
+        self.known = asyncio.Event()  # set once the first answer (or failure) is in
 
     def _set(self, serving: bool, why: str) -> None:
+        self.known.set()
         if serving != self.serving:
             self.serving = serving
             log.info("target %s serving=%s (%s)", self._config.target, serving, why)
@@ -202,6 +205,9 @@ class Sidecar:
             asyncio.create_task(self.health.run(), name="target-health"),
             asyncio.create_task(self.load.run(), name="target-orca"),
         ]
+        # Register once the target's state is known, so it is not handed out before.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.health.known.wait(), 2 * self.config.health_timeout)
         self.reporter.start()
         log.info(
             "sidecar for %s id=%s service=%s lb=%s",
