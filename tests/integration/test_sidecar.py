@@ -52,9 +52,7 @@ def target(tmp_path: Path) -> Iterator[ModuleProcess]:
         process.stop()
 
 
-def start_sidecar(
-    cluster: Cluster, target_port: int, log_dir: Path, *extra: str
-) -> ServerProcess:
+def start_sidecar(cluster: Cluster, target_port: int, log_dir: Path, *extra: str) -> ServerProcess:
     args = [
         "agent",
         "--lb",
