@@ -10,12 +10,12 @@ or blocking ``grpc.Server``::
     server.add_insecure_port("127.0.0.1:50061")
     await server.start()
     await agent.start()   # register, keep the lease, report load
-    ...
-    await agent.stop()    # deregister, drain, let calls in flight finish
+    await agent.run_until_signal()  # or agent.stop() when you choose: deregister,
+                                    # drain, let calls in flight finish
 
 (``grpc.server(executor, interceptors=[agent.sync_interceptor])`` with
-``agent.start_sync()`` / ``agent.stop_sync()`` for a blocking server; the
-agent then runs its reporting on a thread of its own.)
+``agent.start_sync()`` and ``agent.run_until_signal_sync()`` / ``agent.stop_sync()``
+for a blocking server; the agent then runs its reporting on a thread of its own.)
 
 What it does:
 
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +48,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
+from lookaside import serving
 from lookaside.backend import orca
 from lookaside.backend.call_stats import CallStats, Clock, LoadMeter
 from lookaside.backend.health import HealthFollower, HealthServicer, new_servicer
@@ -267,6 +269,12 @@ class BackendAgent:
             await self._channel.close(None)
         log.info("agent stopped id=%s calls=%d", self.id, self.stats.finished)
 
+    async def run_until_signal(self) -> None:
+        """Wait for SIGTERM or SIGINT (Ctrl-C), then :meth:`stop`."""
+        sig = await serving.wait_for_signal()
+        log.info("stopping on %s id=%s", sig.name, self.id)
+        await self.stop()
+
     async def _stop_server(self, grace: float) -> None:
         server, self._server = self._server, None
         self._orca_stop.set()
@@ -286,6 +294,24 @@ class BackendAgent:
         )
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self.start(port), loop).result(timeout)
+
+    def run_until_signal_sync(self) -> None:
+        """Block until SIGTERM or SIGINT (Ctrl-C), then :meth:`stop_sync` (main thread only)."""
+        received: list[int] = []
+        woken = threading.Event()
+
+        def on_signal(number: int, frame: object) -> None:
+            received.append(number)
+            woken.set()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            woken.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        log.info("stopping on %s id=%s", signal.Signals(received[0]).name, self.id)
+        self.stop_sync()
 
     def stop_sync(self, grace: float | None = None) -> None:
         """:meth:`stop` for a blocking server; returns once the server has stopped."""
