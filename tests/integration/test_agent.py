@@ -19,10 +19,12 @@ from xds.data.orca.v3 import orca_load_report_pb2 as orca_pb
 from xds.service.orca.v3 import orca_pb2 as orca_service_pb
 
 from lookaside.v1 import load_balancer_pb2 as pb
+from tests.integration import userprocs
 from tests.integration.h2_grpc import unary_call
 from tests.integration.harness import Cluster, wait_until
 from tests.integration.userprocs import (
     ECHO,
+    FLIP_TIMEOUT,
     ModuleProcess,
     agent_echo,
     backends,
@@ -34,21 +36,12 @@ from tests.integration.userprocs import (
 )
 from tests.userservice import echo_pb2 as echo_pb
 
-#: The agent reports a health flip at once; the design bound is 1 s (typically ~0.1 s).
-#: The tests allow slack for a loaded machine.
-FLIP_TIMEOUT = 3.0
+lb = userprocs.lb  # the LB fixture, shared with the other user-service tests
 
 
 @pytest.fixture(params=["aio", "sync"])
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-@pytest.fixture
-def lb(cluster: Cluster) -> Iterator[grpc.Channel]:
-    cluster.start_lb("round_robin")
-    with grpc.insecure_channel(cluster.lb_target) as channel:
-        yield channel
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ whose trailers survive, health followed into the LB, and the backend's /metrics.
 from __future__ import annotations
 
 import asyncio
-import time
 import urllib.request
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +15,7 @@ from lookaside import BackendAgent
 from lookaside.backend.server import BackendConfig, BackendServer
 from lookaside.lb.server import LbConfig, LbServer
 from lookaside.v1 import load_balancer_pb2 as pb
+from tests.integration.userprocs import until
 from tests.userservice import echo_pb2 as echo_pb
 from tests.userservice import echo_pb2_grpc as echo_grpc
 from tests.userservice.servicer import EchoServicer
@@ -27,14 +27,6 @@ class TrailingEcho(EchoServicer):
     async def Say(self, request: Any, context: Any) -> echo_pb.EchoReply:
         context.set_trailing_metadata((("x-user", "kept"),))
         return await super().Say(request, context)
-
-
-async def until(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from lookaside.procs import ServerProcess
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 from tests.integration.harness import Cluster, wait_until
+from tests.integration.test_identity import reports, status_of
 
 
 class Presence:
@@ -89,19 +90,6 @@ async def lb() -> AsyncIterator[tuple[LbServer, pb_grpc.LoadBalancerStub]]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         yield server, pb_grpc.LoadBalancerStub(channel)
     await server.stop(0)
-
-
-async def status_of(call: object) -> grpc.StatusCode:
-    try:
-        await call  # type: ignore[misc]
-    except grpc.aio.AioRpcError as error:
-        return error.code()
-    return grpc.StatusCode.OK
-
-
-async def reports(*items: pb.LoadReport) -> AsyncIterator[pb.LoadReport]:
-    for item in items:
-        yield item
 
 
 B1 = pb.BackendInfo(id="b1", address="127.0.0.1", port=9001)

@@ -21,10 +21,11 @@ import pytest
 
 from lookaside.procs import ServerProcess
 from lookaside.v1 import load_balancer_pb2 as pb
+from tests.integration import userprocs
 from tests.integration.harness import Cluster, wait_until
-from tests.integration.test_agent import FLIP_TIMEOUT
 from tests.integration.userprocs import (
     ECHO,
+    FLIP_TIMEOUT,
     ModuleProcess,
     agent_echo,
     backends,
@@ -35,12 +36,7 @@ from tests.integration.userprocs import (
     serving_state,
 )
 
-
-@pytest.fixture
-def lb(cluster: Cluster) -> Iterator[grpc.Channel]:
-    cluster.start_lb("round_robin")
-    with grpc.insecure_channel(cluster.lb_target) as channel:
-        yield channel
+lb = userprocs.lb  # the LB fixture, shared with the other user-service tests
 
 
 @pytest.fixture

@@ -33,8 +33,19 @@ def test_the_sidecar_moves_to_the_next_replica(tmp_path: Path) -> None:
     first, second = start_lb("lb-a", tmp_path), start_lb("lb-b", tmp_path)
     target = echo_server("s1", tmp_path)
     lbs = f"127.0.0.1:{first.port},127.0.0.1:{second.port}"
-    args = ["agent", "--lb", lbs, "--target", f"127.0.0.1:{target.port}", "--service", ECHO,
-            "--id", "s1", "--report-interval", "0.3"]
+    args = [
+        "agent",
+        "--lb",
+        lbs,
+        "--target",
+        f"127.0.0.1:{target.port}",
+        "--service",
+        ECHO,
+        "--id",
+        "s1",
+        "--report-interval",
+        "0.3",
+    ]
     sidecar = ServerProcess("sidecar", args, tmp_path).start()
     try:
         wait_until(

@@ -7,21 +7,28 @@ servers) as a child that dies with the test process, logging like the
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import grpc
+import pytest
 
 from lookaside.procs import ServerProcess
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
+from tests.integration.harness import Cluster
 from tests.userservice import echo_pb2 as echo_pb
 from tests.userservice import echo_pb2_grpc as echo_grpc
 
 ECHO = "userservice.v1.Echo"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+#: A health flip is reported at once; the design bound is 1 s (about 0.05 s measured).
+#: The tests allow slack for a loaded machine.
+FLIP_TIMEOUT = 3.0
 
 #: ``python -c MODULE_PROLOGUE PARENT_PID MODULE ARGS...``: die with the parent, run MODULE.
 MODULE_PROLOGUE = (
@@ -98,3 +105,20 @@ def echo_stub(channel: grpc.Channel) -> echo_grpc.EchoStub:
 def say(target: str, text: str = "hi", **fields: int) -> echo_pb.EchoReply:
     with grpc.insecure_channel(target) as channel:
         return echo_stub(channel).Say(echo_pb.EchoRequest(text=text, **fields), timeout=10)
+
+
+@pytest.fixture
+def lb(cluster: Cluster) -> Iterator[grpc.Channel]:
+    """An LB process (round_robin, short leases) and a blocking channel to it."""
+    cluster.start_lb("round_robin")
+    with grpc.insecure_channel(cluster.lb_target) as channel:
+        yield channel
+
+
+async def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """:func:`~tests.integration.harness.wait_until` for coroutines."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)
