@@ -141,6 +141,19 @@ def test_an_unreachable_target_stays_registered_but_is_not_handed_out(
     assert sidecar.alive()
 
 
+def test_a_hung_target_is_caught_by_the_liveness_check(
+    lb: grpc.Channel, target: ModuleProcess, sidecar: ServerProcess
+) -> None:
+    stub = lb_stub(lb)
+    target.signal(signal.SIGSTOP)  # the Watch stream stays open and silent
+    try:
+        wait_until(lambda: pick(stub) is None, 3 + FLIP_TIMEOUT, "a hung target to stop picks")
+        assert serving_state(stub, "s1") == pb.NOT_SERVING
+    finally:
+        target.signal(signal.SIGCONT)
+    wait_until(lambda: pick(stub) is not None, 3 + FLIP_TIMEOUT, "the target back in picks")
+
+
 def test_sigterm_deregisters_and_exits_zero(
     lb: grpc.Channel, target: ModuleProcess, sidecar: ServerProcess
 ) -> None:

@@ -11,7 +11,10 @@ uses, and reports:
   SERVICE_UNKNOWN, a failed ``Check`` or an unreachable target are all
   NOT_SERVING: the LB keeps the lease but hands the backend out no more, and a
   report goes out at once on every flip, so the LB follows within a fraction
-  of a second;
+  of a second. A ``Watch`` stream says nothing when the target hangs (stopped,
+  or a network path that drops packets), so while watching, a ``Check`` every
+  :attr:`SidecarConfig.liveness_interval` seconds must also answer within
+  :attr:`SidecarConfig.health_timeout`;
 * **load**, from the target's ORCA out-of-band service
   (``xds.service.orca.v3.OpenRcaService``, gRFC A51) when it has one: grpc-go,
   grpc-java and C++ servers can serve it, and so does a Python server with
@@ -59,6 +62,7 @@ class SidecarConfig:
     health_service: str = ""  # the grpc.health.v1 service to follow; "" = the whole server
     health_poll_interval: float = 0.25  # Check period when the target has no Watch
     health_timeout: float = 0.5  # a Check slower than this counts as a failure
+    liveness_interval: float = 1.0  # while watching, a Check this often catches a hung target
     capacity: int = AgentConfig.capacity
     weight: float = AgentConfig.weight
     report_interval: float = AgentConfig.report_interval
@@ -72,8 +76,8 @@ class SidecarConfig:
             raise ValueError("--target on all interfaces needs --advertise-host")
         if not self.service:
             raise ValueError("--service: must not be empty")
-        if self.health_poll_interval <= 0 or self.health_timeout <= 0:
-            raise ValueError("health poll interval and timeout must be positive")
+        if min(self.health_poll_interval, self.health_timeout, self.liveness_interval) <= 0:
+            raise ValueError("health poll interval, timeout and liveness interval must be > 0")
         if self.report_interval <= 0:
             raise ValueError("--report-interval must be > 0")
 
@@ -114,6 +118,15 @@ class TargetHealth:
             self._on_change(serving)
 
     async def run(self) -> None:
+        liveness = asyncio.create_task(self._checks(self._config.liveness_interval))
+        try:
+            await self._watch()  # returns only when the target has no Watch
+        finally:
+            liveness.cancel()
+        log.info("target %s has no health Watch; polling Check", self._config.target)
+        await self._checks(self._config.health_poll_interval)
+
+    async def _watch(self) -> None:
         backoff = Backoff()
         while True:
             try:
@@ -123,13 +136,11 @@ class TargetHealth:
                 self._set(False, "watch ended")
             except aio.AioRpcError as error:
                 if error.code() == grpc.StatusCode.UNIMPLEMENTED:
-                    log.info("target %s has no health Watch; polling Check", self._config.target)
-                    await self._poll()
                     return
                 self._set(False, f"watch failed: {error.code().name}")
             await asyncio.sleep(min(backoff.next_delay(), self._config.health_poll_interval))
 
-    async def _poll(self) -> None:
+    async def _checks(self, period: float) -> None:
         while True:
             try:
                 response = await self._stub.Check(
@@ -137,8 +148,9 @@ class TargetHealth:
                 )
                 self._set(response.status == SERVING, "check")
             except aio.AioRpcError as error:
-                self._set(False, f"check failed: {error.code().name}")
-            await asyncio.sleep(self._config.health_poll_interval)
+                if error.code() != grpc.StatusCode.CANCELLED:
+                    self._set(False, f"check failed: {error.code().name}")
+            await asyncio.sleep(period)
 
 
 class TargetLoad:
