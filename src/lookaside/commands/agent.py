@@ -25,23 +25,33 @@ EXAMPLE = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLE
+    # Required, but checked in run() so that a missing one gets the one-line error.
+    # "%(default)s" (always empty) keeps the help formatter from adding "(default: )".
+    required = {"default": "", "metavar": "HOST:PORT"}
     parser.add_argument(
-        "--lb", help="the LB, HOST:PORT, or several replicas HOST:PORT,HOST:PORT (required)"
+        "--lb", help="the LB, or several replicas a:1,b:2 (required)%(default)s", **required
     )
-    parser.add_argument("--target", help="HOST:PORT of the server to register (required)")
+    parser.add_argument("--target", help="the server to register (required)%(default)s", **required)
     parser.add_argument(
-        "--service", help="service name clients ask the LB for, e.g. my.pkg.MyService (required)"
+        "--service",
+        default="",
+        metavar="NAME",
+        help="service name clients ask the LB for, e.g. my.pkg.MyService (required)%(default)s",
     )
-    parser.add_argument("--id", default="", help="unique backend id (default: HOST:PORT)")
+    parser.add_argument(
+        "--id", default="", help="unique backend id (default: the target's HOST:PORT)%(default)s"
+    )
     parser.add_argument(
         "--advertise-host",
         default="",
-        help="address clients should dial (default: the --target host)",
+        metavar="HOST",
+        help="address clients should dial (default: the --target host)%(default)s",
     )
     parser.add_argument(
         "--health-service",
         default="",
-        help="grpc.health.v1 service name to follow (default: '' = the whole server)",
+        metavar="NAME",
+        help="grpc.health.v1 service name to follow (default: the whole server)%(default)s",
     )
     parser.add_argument(
         "--report-interval",
