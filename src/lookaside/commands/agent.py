@@ -27,11 +27,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXAMPLE
     # Required, but checked in run() so that a missing one gets the one-line error.
     # "%(default)s" (always empty) keeps the help formatter from adding "(default: )".
-    required = {"default": "", "metavar": "HOST:PORT"}
     parser.add_argument(
-        "--lb", help="the LB, or several replicas a:1,b:2 (required)%(default)s", **required
+        "--lb",
+        default="",
+        metavar="HOST:PORT",
+        help="the LB, or several replicas a:1,b:2 (required)%(default)s",
     )
-    parser.add_argument("--target", help="the server to register (required)%(default)s", **required)
+    parser.add_argument(
+        "--target",
+        default="",
+        metavar="HOST:PORT",
+        help="the server to register (required)%(default)s",
+    )
     parser.add_argument(
         "--service",
         default="",
