@@ -57,6 +57,30 @@ def _add_trailer(context: Context, trailer: Trailer | None) -> None:
     context.set_trailing_metadata((*own, (key, value)))
 
 
+class _Call:
+    """One call's bookkeeping: counted from start to end, the trailer set at both ends."""
+
+    __slots__ = ("_context", "_started", "_stats", "_trailer", "ok")
+
+    def __init__(self, stats: CallStats, trailer: Trailer | None, context: Context) -> None:
+        self._stats, self._trailer, self._context = stats, trailer, context
+        self._started = stats.start()
+        self.ok = False
+        _add_trailer(context, trailer)
+
+    def succeeded(self) -> None:
+        """The handler returned: OK unless it set another code on the context."""
+        self.ok = _ok(self._context)
+        _add_trailer(self._context, self._trailer)
+
+    def left(self) -> None:
+        """The client went away (cancelled): not the server's error."""
+        self.ok = True
+
+    def end(self) -> None:
+        self._stats.finish(self._started, self.ok)
+
+
 def _rebuild(handler: _Handler, **behaviours: Any) -> _Handler:
     serializers = {
         "request_deserializer": handler.request_deserializer,
@@ -102,24 +126,19 @@ class AioLoadInterceptor(_AioBase):
         stats, trailer, inner = self._stats, self._trailer, _behaviour(handler)
 
         async def unary(request_or_iterator: Any, context: Context) -> Any:
-            started = stats.start()
-            _add_trailer(context, trailer)
-            ok = False
+            call = _Call(stats, trailer, context)
             try:
                 response = await inner(request_or_iterator, context)
-                ok = _ok(context)
-                _add_trailer(context, trailer)
+                call.succeeded()
                 return response
             except asyncio.CancelledError:
-                ok = True  # the client went away: not the server's error
+                call.left()
                 raise
             finally:
-                stats.finish(started, ok)
+                call.end()
 
         async def streaming(request_or_iterator: Any, context: Context) -> AsyncIterator[Any]:
-            started = stats.start()
-            _add_trailer(context, trailer)
-            ok = False
+            call = _Call(stats, trailer, context)
             try:
                 result = inner(request_or_iterator, context)
                 if inspect.isasyncgen(result):
@@ -127,13 +146,12 @@ class AioLoadInterceptor(_AioBase):
                         yield item
                 else:  # a coroutine that answers with context.write()
                     await result
-                ok = _ok(context)
-                _add_trailer(context, trailer)
+                call.succeeded()
             except (asyncio.CancelledError, GeneratorExit):
-                ok = True
+                call.left()
                 raise
             finally:
-                stats.finish(started, ok)
+                call.end()
 
         return _rebuild(
             handler,
@@ -165,30 +183,24 @@ class SyncLoadInterceptor(_SyncBase):
         stats, trailer, inner = self._stats, self._trailer, _behaviour(handler)
 
         def unary(request_or_iterator: Any, context: Context) -> Any:
-            started = stats.start()
-            _add_trailer(context, trailer)
-            ok = False
+            call = _Call(stats, trailer, context)
             try:
                 response = inner(request_or_iterator, context)
-                ok = _ok(context)
-                _add_trailer(context, trailer)
+                call.succeeded()
                 return response
             finally:
-                stats.finish(started, ok)
+                call.end()
 
         def streaming(request_or_iterator: Any, context: Context) -> Iterator[Any]:
-            started = stats.start()
-            _add_trailer(context, trailer)
-            ok = False
+            call = _Call(stats, trailer, context)
             try:
                 yield from inner(request_or_iterator, context)
-                ok = _ok(context)
-                _add_trailer(context, trailer)
+                call.succeeded()
             except GeneratorExit:
-                ok = True  # the client went away
+                call.left()
                 raise
             finally:
-                stats.finish(started, ok)
+                call.end()
 
         return _rebuild(
             handler,
