@@ -48,7 +48,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from lookaside import serving
+from lookaside import addresses, serving
 from lookaside.backend import orca
 from lookaside.backend.call_stats import CallStats, Clock, LoadMeter
 from lookaside.backend.health import HealthFollower, HealthServicer, new_servicer
@@ -87,6 +87,9 @@ class AgentConfig:
     tls: TlsConfig = field(default_factory=TlsConfig)  # how to dial the LB; default plaintext
 
     def __post_init__(self) -> None:
+        if not self.lb.startswith(addresses.GRPC_SCHEMES):  # a gRPC target is passed through
+            addresses.lb_addresses(self.lb, "lb_target")
+        addresses.port_number(self.port, "port", allow_zero=True)
         if self.capacity < 1:
             raise ValueError("capacity must be at least 1")
         if self.report_interval <= 0 or self.report_min_gap < 0:
