@@ -27,7 +27,7 @@ from lookaside import policies
 from lookaside.errors import NoBackendAvailable
 from lookaside.lb.outlier import OutlierConfig, OutlierDetector
 from lookaside.lb.registry import Change, Registry
-from lookaside.model import Endpoint, PickRequest
+from lookaside.model import Endpoint, PickRequest, ServingState
 from lookaside.policies import EmptyPicker, Picker, PickTracker, Policy, Snapshot
 from lookaside.policies.base import Clock
 
@@ -152,12 +152,12 @@ class Balancer:
         return self._clock() if self._clock else 0.0
 
     def _live(self, service: str) -> tuple[Endpoint, ...]:
-        """The service's endpoints minus the ejected outliers."""
+        """The service's SERVING endpoints minus the ejected outliers."""
         endpoints = self._registry.endpoints(service)
         ejected = self._outliers.ejected(service)
-        if not ejected:
-            return endpoints
-        return tuple(e for e in endpoints if e.id not in ejected)
+        return tuple(
+            e for e in endpoints if e.serving_state is ServingState.SERVING and e.id not in ejected
+        )
 
     def _rebuild(self, service: str) -> set[str]:
         """Rebuild from the registry, O(n); the ids that joined or left what is offered."""
@@ -174,12 +174,16 @@ class Balancer:
             balancer.tracker.reset(backend_id)
             endpoint = self._registry.get(backend_id)
             if endpoint is None or backend_id not in balancer.live:
-                return  # ejected (or gone already): nothing offered has changed
+                return  # ejected, not serving (or gone already): nothing offered has changed
             balancer.reported(endpoint, self._now())
+        elif change is Change.STATE:  # in or out of what is offered: a membership change
+            balancer.tracker.reset(backend_id)
+            self._notify(service, self._rebuild(service) | {backend_id})
+            return
         elif change is Change.JOINED:
             self._outliers.add(service, backend_id)
             endpoint = self._registry.get(backend_id)
-            if endpoint is not None:
+            if endpoint is not None and endpoint.serving_state is ServingState.SERVING:
                 balancer.joined(endpoint)
         elif change is Change.LEFT:
             balancer.tracker.forget(backend_id)
@@ -188,12 +192,12 @@ class Balancer:
         self._notify(service, (backend_id,))
 
     def live(self, service: str) -> tuple[Endpoint, ...]:
-        """What the policy sees: live backends minus ejected outliers, in registration order."""
+        """What the policy sees: SERVING backends minus ejected outliers, in registration order."""
         balancer = self._services.get(service)
         return tuple(balancer.live.values()) if balancer else ()
 
     def live_endpoint(self, service: str, backend_id: str) -> Endpoint | None:
-        """One backend as offered now, or None when it is not (gone or ejected); O(1)."""
+        """One backend as offered now, or None when it is not (gone, ejected, not serving)."""
         balancer = self._services.get(service)
         return balancer.live.get(backend_id) if balancer else None
 
@@ -222,7 +226,7 @@ class Balancer:
         balancer = self._services.get(service)
         endpoint = balancer.current(self._now()).pick(request) if balancer else None
         if endpoint is None:
-            if balancer is not None and request.exclude_ids and self._registry.endpoints(service):
+            if balancer is not None and request.exclude_ids and balancer.live:
                 raise NoBackendAvailable(
                     f"every live backend of service {service!r} was excluded by the request"
                 )

@@ -35,8 +35,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from lookaside.model import LoadMetrics
+from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +59,19 @@ class Pace:
     min_gap: float
 
 
+#: What a held-back report carries besides its load (the servicer's metrics and state).
+T = TypeVar("T")
+
+
 @dataclass(slots=True)
-class _Backend:
+class _Backend(Generic[T]):
     told: Pace
     applied_at: float = -math.inf
     saturated: bool = False
-    pending: tuple[float, LoadMetrics] | None = None
+    pending: tuple[float, T] | None = None
 
 
-class ReportBudget:
+class ReportBudget(Generic[T]):
     def __init__(
         self,
         budget: float = DEFAULT_REPORT_BUDGET,
@@ -84,8 +87,8 @@ class ReportBudget:
         self._base = Pace(base_interval, min(base_gap, base_interval))
         self._ceiling = ttl / 3
         self._clock = clock
-        self._backends: dict[str, _Backend] = {}
-        self._pending: dict[str, _Backend] = {}  # the backends with a pending report
+        self._backends: dict[str, _Backend[T]] = {}
+        self._pending: dict[str, _Backend[T]] = {}  # the backends with a pending report
         self._tokens = budget
         self._refilled_at = clock()
         self._warned = False
@@ -141,14 +144,17 @@ class ReportBudget:
             return True
         return False
 
-    def admit(self, backend_id: str, load: float, metrics: LoadMetrics) -> bool:
-        """Apply this report now (True), or keep it pending until its gap is over (False)."""
+    def admit(self, backend_id: str, load: float, rest: T, urgent: bool = False) -> bool:
+        """Apply this report now (True), or keep it pending until its gap is over (False).
+
+        ``urgent`` reports (a change of serving state, say) are never held back.
+        """
         backend = self._backends.get(backend_id)
         now = self._clock()
         if self.budget <= 0 or backend is None:
             return True
         saturated = load >= SATURATED
-        urgent = saturated or backend.saturated
+        urgent = urgent or saturated or backend.saturated
         on_time = now - backend.applied_at >= _EARLY_SLACK * self.pace().min_gap
         if self._take_token(now) or urgent or on_time:
             backend.applied_at = now
@@ -156,20 +162,20 @@ class ReportBudget:
             backend.pending = None
             self._pending.pop(backend_id, None)
             return True
-        backend.pending = (load, metrics)
+        backend.pending = (load, rest)
         self._pending[backend_id] = backend
         self.shed += 1
         return False
 
-    def due(self) -> list[tuple[str, float, LoadMetrics]]:
+    def due(self) -> list[tuple[str, float, T]]:
         """Pending reports whose gap is over, to apply now (call every sweep); O(pending)."""
         now = self._clock()
         gap = _EARLY_SLACK * self.pace().min_gap
         ready = []
         for backend_id, backend in list(self._pending.items()):
             if backend.pending is not None and now - backend.applied_at >= gap:
-                load, metrics = backend.pending
-                ready.append((backend_id, load, metrics))
+                load, rest = backend.pending
+                ready.append((backend_id, load, rest))
                 backend.pending = None
                 backend.applied_at = now
                 backend.saturated = load >= SATURATED

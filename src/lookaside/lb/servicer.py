@@ -23,7 +23,7 @@ from lookaside.lb.registry import Change, InMemoryRegistry
 from lookaside.lb.report_budget import Pace, ReportBudget
 from lookaside.lb.watch_hub import WatchHub
 from lookaside.lb.watch_sets import WatchSets
-from lookaside.model import LoadMetrics
+from lookaside.model import LoadMetrics, ServingState
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 
@@ -34,6 +34,8 @@ Context = aio.ServicerContext[Any, Any]
 ClientStatsSink = Callable[[str, list[tuple[str, int, int]]], None]
 
 DEFAULT_MAX_STREAMS = 4096
+#: What a report held back by the budget keeps besides its load.
+PendingReport = tuple[LoadMetrics, ServingState]
 MAX_STATS_ENTRIES = 1024
 
 
@@ -47,7 +49,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         client_stats_sink: ClientStatsSink | None = None,
         client_stats_interval: float = 2.0,
         watch_hub: WatchHub | None = None,
-        report_budget: ReportBudget | None = None,
+        report_budget: ReportBudget[PendingReport] | None = None,
     ) -> None:
         self._registry = registry
         self._balancer = balancer
@@ -62,7 +64,9 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         self._watch_hub = watch_hub or WatchHub()
         balancer.subscribe_backends(self._watch_hub.changed)
         self._watch_sets = WatchSets(balancer, self._watch_hub)
-        self._budget = report_budget or ReportBudget(0, report_interval, ttl=registry.ttl)
+        self._budget: ReportBudget[PendingReport] = report_budget or ReportBudget(
+            0, report_interval, ttl=registry.ttl
+        )
         registry.subscribe(self._forget_budget)
         self._open_watches = 0
 
@@ -75,7 +79,9 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         if change is Change.LEFT:
             self._budget.forget(backend_id)
 
-    def _ok(self, message: str, pace: Pace | None = None) -> pb.RegisterResponse:
+    def _ok(
+        self, message: str, lease_id: str = "", pace: Pace | None = None
+    ) -> pb.RegisterResponse:
         pace = pace or self._budget.pace()
         return pb.RegisterResponse(
             success=True,
@@ -83,18 +89,35 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
             lease_ttl_seconds=self._registry.ttl,
             report_interval_seconds=pace.interval,
             min_report_gap_seconds=pace.min_gap,
+            lease_id=lease_id,
         )
 
-    def _ingest(self, backend_id: str, load: float, metrics: LoadMetrics) -> None:
-        """Apply a streamed report, or keep it pending when over the report budget."""
-        if self._budget.admit(backend_id, load, metrics):
-            self._registry.report(backend_id, load, metrics)
+    def _record_report(self, report: pb.LoadReport, caller: str, expected_id: str | None) -> str:
+        """Validate one load report, check its lease or caller, record it; the backend id.
+
+        Reports after a stream's first go through the report budget: one that
+        comes early beyond it is held back and applied later (``apply_due_reports``).
+        """
+        backend_id, load, metrics = convert.report_from_pb(report)
+        state = convert.serving_state_from_pb(report.serving_state)
+        if expected_id is not None and backend_id != expected_id:
+            raise InvalidArgument(
+                "id", f"this stream speaks for {expected_id!r}, not {backend_id!r}"
+            )
+        self._owners.check_owner(backend_id, caller, report.lease_id)
+        if expected_id is not None:
+            current = self._registry.get(backend_id)
+            urgent = current is not None and current.serving_state is not state
+            if not self._budget.admit(backend_id, load, (metrics, state), urgent):
+                return backend_id
+        self._registry.report(backend_id, load, metrics, state)
+        return backend_id
 
     def apply_due_reports(self) -> None:
         """Apply the reports the budget held back whose gap is over (the sweeper calls it)."""
-        for backend_id, load, metrics in self._budget.due():
+        for backend_id, load, (metrics, state) in self._budget.due():
             if self._registry.get(backend_id) is not None:
-                self._registry.report(backend_id, load, metrics)
+                self._registry.report(backend_id, load, metrics, state)
 
     async def RegisterBackend(
         self, request: pb.BackendInfo, context: Context
@@ -106,7 +129,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
             created = self._registry.register(registration)
         except ServiceError as error:
             await abort_with(context, error)
-        self._owners.claim(registration.id, caller)
+        lease_id = self._owners.claim(registration.id, caller)
         pace = self._budget.told(registration.id)
         if created:
             log.info(
@@ -117,14 +140,12 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
                 registration.port,
                 registration.capacity,
             )
-            return self._ok(f"registered {registration.id}", pace)
-        return self._ok(f"renewed {registration.id}", pace)
+            return self._ok(f"registered {registration.id}", lease_id, pace)
+        return self._ok(f"renewed {registration.id}", lease_id, pace)
 
     async def ReportLoad(self, request: pb.LoadReport, context: Context) -> pb.RegisterResponse:
         try:
-            backend_id, load, metrics = convert.report_from_pb(request)
-            self._owners.check_owner(backend_id, peer_ip(context.peer()))
-            self._registry.report(backend_id, load, metrics)
+            self._record_report(request, peer_ip(context.peer()), None)
         except ServiceError as error:
             await abort_with(context, error)
         return self._ok("load recorded")
@@ -143,18 +164,10 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         try:
             async for report in request_iterator:
                 try:
-                    reported_id, load, metrics = convert.report_from_pb(report)
-                    self._owners.check_owner(reported_id, caller)
+                    reported_id = self._record_report(report, caller, backend_id)
                     if backend_id is None:
                         backend_id = reported_id
-                        self._registry.report(backend_id, load, metrics)
                         self._stream_owner[backend_id] = token
-                    elif reported_id != backend_id:
-                        raise InvalidArgument(
-                            "id", f"this stream speaks for {backend_id!r}, not {reported_id!r}"
-                        )
-                    else:
-                        self._ingest(backend_id, load, metrics)
                 except ServiceError as error:
                     await abort_with(context, error)
                 if backend_id is not None and self._budget.stale_pace(backend_id):
@@ -192,7 +205,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
     ) -> pb.RegisterResponse:
         try:
             backend_id = validation.backend_id(request.id)
-            self._owners.check_owner(backend_id, peer_ip(context.peer()))
+            self._owners.check_owner(backend_id, peer_ip(context.peer()), request.lease_id)
             endpoint = self._registry.deregister(backend_id)
         except ServiceError as error:
             await abort_with(context, error)
