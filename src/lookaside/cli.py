@@ -47,6 +47,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lookaside.commands.bench_fastpath",
         "measure the fast path (local picks from WatchBackends) against GetBackend per request",
     ),
+    "xds-bootstrap": (
+        "lookaside.commands.xds_bootstrap",
+        "print the bootstrap file stock gRPC clients use to dial xds:///SERVICE through the LB",
+    ),
 }
 
 
