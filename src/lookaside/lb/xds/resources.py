@@ -135,3 +135,25 @@ def load_assignment(
             )
         )
     return result
+
+
+_MESSAGES: dict[str, type[Message]] = {
+    LISTENER: listener_pb2.Listener,
+    ROUTE_CONFIGURATION: route_pb2.RouteConfiguration,
+    CLUSTER: cluster_pb2.Cluster,
+    LOAD_ASSIGNMENT: endpoint_pb2.ClusterLoadAssignment,
+}
+
+
+def unpack(body: any_pb2.Any) -> Message:
+    """The resource inside a DiscoveryResponse's ``Any`` (for tools and tests)."""
+    type_url = body.type_url
+    message = _MESSAGES[type_url]()
+    body.Unpack(message)
+    return message
+
+
+def name_of(body: any_pb2.Any) -> str:
+    """The name a resource inside ``Any`` is subscribed by."""
+    message = unpack(body)
+    return str(getattr(message, "cluster_name" if body.type_url == LOAD_ASSIGNMENT else "name"))

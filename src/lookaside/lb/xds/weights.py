@@ -88,7 +88,7 @@ class WeightEstimator:
             figure = self._figures.get(endpoint.id)
             if figure is None or figure.registered_at != endpoint.registered_at:
                 figure = _Smoothed(endpoint.registered_at)
-            if endpoint.reported_at > figure.reported_at:
+            if endpoint.reported_at >= figure.reported_at and endpoint.reported_at > 0:
                 sample = _signal(policy, endpoint)
                 if sample > 0:
                     self._fold(figure, sample, endpoint.reported_at)
