@@ -86,7 +86,7 @@ def test_only_subscribed_resources_are_sent_and_only_when_they_change() -> None:
 
 
 def test_listener_and_cluster_responses_list_every_subscribed_resource() -> None:
-    p, stream = started("compute", "payments")
+    _, stream = started("compute", "payments")
     stream.receive(request(CDS, ["compute"]))
     ack(stream, stream.responses()[0], ["compute"])
     stream.receive(request(CDS, ["compute", "payments"]))  # adds one: both are sent again

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lookaside.cli import main
-from lookaside.commands.xds_bootstrap import bootstrap
+from lookaside.lb.xds.bootstrap import bootstrap
 
 
 def test_plaintext_bootstrap_has_servers_node_id_and_locality() -> None:

@@ -55,11 +55,12 @@ class Plane:
         )
 
     def report(self, backend_id: str, rps: float, load: float = 1.0) -> None:
-        self.registry.report(backend_id, load, LoadMetrics(rps_fractional=rps))
+        metrics = LoadMetrics(rps_fractional=rps, application_utilization=1.0)
+        self.registry.report(backend_id, load, metrics)
 
 
 def plane(
-    policy: str = "least_load",
+    policy: str = "weighted_round_robin",  # xDS weights = A58 = rps here (utilisation 1)
     config: XdsConfig | None = None,
     outlier: OutlierConfig | None = None,
     **services: str,

@@ -105,11 +105,20 @@ def add_xds_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.smoothing,
         help="seconds over which load figures are averaged before they become weights",
     )
+    group.add_argument(
+        "--xds-adapt-period",
+        type=float,
+        default=defaults.adapt_period,
+        help="least_load/p2c: seconds for weights to move e-fold towards equal load",
+    )
 
 
 def xds_config_from_args(args: argparse.Namespace) -> XdsConfig:
     return XdsConfig(
-        min_gap=args.xds_min_gap, threshold=args.xds_threshold, smoothing=args.xds_smoothing
+        min_gap=args.xds_min_gap,
+        threshold=args.xds_threshold,
+        smoothing=args.xds_smoothing,
+        adapt_period=args.xds_adapt_period,
     )
 
 

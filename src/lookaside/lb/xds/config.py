@@ -17,7 +17,10 @@ class XdsConfig:
     threshold: float = 0.1
     #: Seconds over which load figures are smoothed (exponential moving average)
     #: before they become weights, so one burst does not swing the weights.
-    smoothing: float = 2.0
+    smoothing: float = 1.0
+    #: least_load / p2c: seconds for weights to move e-fold towards equal load.
+    #: Longer than ``smoothing``, so the controller does not chase its own lag.
+    adapt_period: float = 2.0
     #: The largest integer weight handed out; the others are scaled to it (>= 1).
     resolution: int = 100
     #: No backend's weight goes below mean / max_ratio or above mean * max_ratio.
@@ -30,6 +33,8 @@ class XdsConfig:
             raise ValueError("xDS threshold must be in [0, 1)")
         if self.smoothing < 0:
             raise ValueError("xDS smoothing must be >= 0 seconds")
+        if self.adapt_period <= 0:
+            raise ValueError("xDS adapt period must be > 0 seconds")
         if self.resolution < 1:
             raise ValueError("xDS weight resolution must be >= 1")
         if self.max_ratio < 1:

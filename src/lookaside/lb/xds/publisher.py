@@ -124,8 +124,8 @@ class Publisher:
         estimator = self._estimators.get(service)
         if estimator is None:
             estimator = self._estimators[service] = WeightEstimator(self.config)
-        weights = estimator.weights(policy, endpoints)
         now = self._clock()
+        weights = estimator.weights(policy, endpoints, now)
         if self._pushed_members.get(service) != _members(endpoints):
             self._publish(service, policy, endpoints, weights, now)
             return
