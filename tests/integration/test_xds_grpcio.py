@@ -1,0 +1,131 @@
+"""A stock grpcio client (no lookaside import) balanced by the LB's xDS service."""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from lookaside.bench.xds_shares import StockClient, shares
+from lookaside.lb.xds import resources
+from tests.integration.harness import Cluster
+from tests.integration.xds_lab import RawAds, stock_client
+
+
+@pytest.fixture
+def client(cluster: Cluster) -> Iterator[StockClient]:
+    cluster.start_lb("least_load")
+    for name in ("a", "b", "c"):
+        cluster.start_backend(name, work_ms=5)
+    cluster.wait_registered({"a", "b", "c"})
+    running = stock_client(cluster, "grpcio")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_spreads_takes_in_a_joiner_and_drops_a_killed_backend(
+    cluster: Cluster, client: StockClient
+) -> None:
+    client.wait_for(lambda: set(client.served_since(0)) == {"a", "b", "c"}, 20, "calls on all 3")
+
+    cluster.start_backend("d", work_ms=5)
+    cluster.wait_registered({"a", "b", "c", "d"})
+    joined = client.now()
+    client.wait_for(lambda: client.served_since(joined)["d"] > 0, 10, "calls on the joiner")
+    first = min(w.t for w in client.windows if w.t > joined and w.served.get("d"))
+    assert first - joined <= 3.0 + 0.5, f"the joiner's first calls came {first - joined:.1f}s late"
+
+    cluster.backends["b"].kill()  # SIGKILL: no goodbye; the LB sees its load stream break
+    killed = client.now()
+    client.wait_until_time(killed + 4.0, 20)
+    assert client.served_since(killed + 3.5)["b"] == 0
+    assert sum(client.served_since(killed + 3.5).values()) > 0
+    failed = client.failed_since(killed - 0.5)
+    assert failed <= 10, f"{failed} calls failed around the kill"
+
+
+def test_slow_backend_share_falls_below_a_fifth_once_weights_settle(cluster: Cluster) -> None:
+    cluster.start_lb("least_load")
+    for name, work in (("fast1", 40), ("fast2", 40), ("slow", 160)):
+        cluster.start_backend(name, "--workers", "8", work_ms=work)
+    cluster.wait_registered({"fast1", "fast2", "slow"})
+    running = stock_client(cluster, "grpcio", concurrency=12)
+    try:
+        running.wait_until_time(16.0, 60)
+        settled = shares(running.served_since(10.0))
+    finally:
+        running.stop()
+    print(f"grpcio shares after settling: {settled}")
+    assert settled["slow"] < 0.20, settled
+    assert settled["fast1"] > 0.3 and settled["fast2"] > 0.3, settled
+
+
+def test_a_nack_is_logged_and_the_last_good_version_stays(cluster: Cluster) -> None:
+    cluster.start_lb("round_robin")
+    cluster.start_backend("a")
+    cluster.wait_registered({"a"})
+    ads = RawAds(cluster.lb_target)
+    try:
+        ads.send(resources.LOAD_ASSIGNMENT, ["compute"])
+        good = ads.next()
+        ads.send(resources.LOAD_ASSIGNMENT, ["compute"], good, good.version_info)  # ACK
+        cluster.start_backend("b")
+        rejected = ads.next()
+        assert int(rejected.version_info) > int(good.version_info)
+        ads.send(
+            resources.LOAD_ASSIGNMENT,
+            ["compute"],
+            rejected,
+            good.version_info,
+            "test client refuses this one",
+        )
+        with pytest.raises(queue.Empty):
+            ads.next(timeout=1.5)  # the rejected version is not pushed again
+        cluster.start_backend("c")
+        newer = ads.next()
+        assert int(newer.version_info) > int(rejected.version_info)
+        assert len(newer.resources) == 1
+        assert len(resources.unpack(newer.resources[0]).endpoints) == 3  # type: ignore[attr-defined]
+    finally:
+        ads.close()
+    log = cluster.lb.log_text() if cluster.lb else ""
+    nack = next(line for line in log.splitlines() if "xds NACK" in line)
+    assert f"rejected={rejected.version_info}" in nack
+    assert f"keeps={good.version_info}" in nack
+    assert "test client refuses this one" in nack
+
+
+def test_unknown_listener_is_answered_as_not_existing(cluster: Cluster) -> None:
+    cluster.start_lb("round_robin")
+    ads = RawAds(cluster.lb_target)
+    try:
+        ads.send(resources.LISTENER, ["no-such-service"])
+        response = ads.next()
+        assert response.type_url == resources.LISTENER
+        assert list(response.resources) == []
+    finally:
+        ads.close()
+
+
+def test_the_client_token_guards_ads(cluster: Cluster) -> None:
+    token_file = cluster.log_dir / "client.token"
+    token_file.write_text("s3cret-client\n")
+    cluster.start_lb("round_robin", "--client-token-file", str(token_file))
+    anonymous = RawAds(cluster.lb_target)
+    try:
+        anonymous.send(resources.LISTENER, ["compute"])
+        with pytest.raises(grpc.RpcError) as refused:
+            anonymous.next()
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        anonymous.close()
+    allowed = RawAds(cluster.lb_target, (("authorization", "Bearer s3cret-client"),))
+    try:
+        allowed.send(resources.LISTENER, ["compute"])
+        assert allowed.next().type_url == resources.LISTENER
+    finally:
+        allowed.close()

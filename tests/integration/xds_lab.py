@@ -1,0 +1,95 @@
+"""Shared pieces of the xDS integration tests: stubs, bootstrap, stock clients, raw ADS."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from google.rpc import status_pb2
+
+from lookaside.bench.xds_shares import (
+    StockClient,
+    generate_stubs,
+    node_command,
+    node_missing,
+    python_command,
+    write_bootstrap,
+)
+from tests.integration.harness import Cluster
+
+TARGET = "xds:///compute"
+
+
+def stock_client(cluster: Cluster, kind: str, concurrency: int = 8) -> StockClient:
+    """A stock grpcio or Node client dialling xds:///compute through the cluster's LB."""
+    lab = cluster.log_dir / "xds"
+    stubs = generate_stubs(lab / "stubs")
+    bootstrap = write_bootstrap(cluster.lb_target, lab / "bootstrap.json", f"test-{kind}")
+    if kind == "node":
+        why = node_missing()
+        if why is not None:
+            if os.environ.get("CI") == "true":
+                pytest.fail(f"the Node xDS test needs node and its packages: {why}")
+            pytest.skip(why)
+        command = node_command(stubs / "load_balancer.proto", TARGET, concurrency)
+    else:
+        command = python_command(stubs, TARGET, concurrency)
+    return StockClient(kind, command, bootstrap, lab).start()
+
+
+class RawAds:
+    """A hand-driven ADS stream: a test control-plane client that can ACK and NACK."""
+
+    def __init__(self, lb_target: str, metadata: tuple[tuple[str, str], ...] = ()) -> None:
+        self._channel = grpc.insecure_channel(lb_target)
+        self._requests: queue.Queue[discovery_pb2.DiscoveryRequest | None] = queue.Queue()
+        self.responses: queue.Queue[discovery_pb2.DiscoveryResponse | grpc.RpcError] = queue.Queue()
+        stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(self._channel)
+        self._call = stub.StreamAggregatedResources(self._feed(), metadata=metadata)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _feed(self) -> Iterator[discovery_pb2.DiscoveryRequest]:
+        while (request := self._requests.get()) is not None:
+            yield request
+
+    def _read(self) -> None:
+        try:
+            for response in self._call:
+                self.responses.put(response)
+        except grpc.RpcError as error:
+            self.responses.put(error)
+
+    def send(
+        self,
+        type_url: str,
+        names: list[str],
+        answering: discovery_pb2.DiscoveryResponse | None = None,
+        version: str = "",
+        error: str = "",
+    ) -> None:
+        request = discovery_pb2.DiscoveryRequest(
+            type_url=type_url,
+            resource_names=names,
+            version_info=version,
+            response_nonce=answering.nonce if answering else "",
+        )
+        request.node.id = "test-control-plane-client"
+        if error:
+            request.error_detail.CopyFrom(status_pb2.Status(code=3, message=error))
+        self._requests.put(request)
+
+    def next(self, timeout: float = 10.0) -> discovery_pb2.DiscoveryResponse:
+        item = self.responses.get(timeout=timeout)
+        if isinstance(item, grpc.RpcError):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._requests.put(None)
+        self._call.cancel()
+        self._channel.close()
