@@ -287,19 +287,19 @@ def run_shares(
 
 
 def shares_table(run: SharesRun) -> list[dict[str, Any]]:
-    """One row per backend: static weight, work, pushed share, each client's measured share."""
+    """One row per backend: static weight, work, pushed weight and share, each client's share."""
     pushed = shares(run.pushed)
     measured = {name: shares(counts) for name, counts in run.measured.items()}
     rows = []
     for backend_id, weight in run.static_weights.items():
         row: dict[str, Any] = {
             "backend": backend_id,
-            "static_weight": weight,
+            "static": weight,
             "work_ms": run.work_ms[backend_id],
-            "pushed_weight": run.pushed.get(backend_id, 0),
+            "pushed": run.pushed.get(backend_id, 0),
             "pushed_share": round(pushed.get(backend_id, 0.0), 3),
         }
         for name, share in measured.items():
-            row[f"{name}_share"] = round(share.get(backend_id, 0.0), 3)
+            row[name] = round(share.get(backend_id, 0.0), 3)
         rows.append(row)
     return rows
