@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import signal
 from collections.abc import Iterator
 
 import grpc
@@ -129,3 +130,43 @@ def test_the_client_token_guards_ads(cluster: Cluster) -> None:
         assert allowed.next().type_url == resources.LISTENER
     finally:
         allowed.close()
+
+
+def test_load_reports_from_a_stock_client_eject_a_hung_backend(cluster: Cluster) -> None:
+    """SIGSTOP keeps b's lease (30 s) but its calls time out; the client's LRS counts eject it."""
+    cluster.start_lb(
+        "round_robin",
+        "--ttl",
+        "30",
+        "--report-interval",
+        "1",
+        "--outlier-consecutive-failures",
+        "3",
+        "--outlier-max-percent",
+        "50",
+        "--log-level",
+        "DEBUG",
+    )
+    for name in ("a", "b", "c"):
+        cluster.start_backend(name)
+    cluster.wait_registered({"a", "b", "c"})
+    client = stock_client(cluster, "grpcio", concurrency=6, timeout=0.5)
+    try:
+        client.wait_for(lambda: set(client.served_since(0)) == {"a", "b", "c"}, 20, "all 3")
+        cluster.backends["b"].signal(signal.SIGSTOP)
+        stopped = client.now()
+        client.wait_for(
+            lambda: any(b.ejected for b in cluster.list_backends() if b.id == "b"),
+            20,
+            "b ejected from the stock client's load reports",
+        )
+        ejected = client.now()
+        client.wait_until_time(ejected + 3.0, 20)
+        after = client.served_since(ejected + 1.5)
+        assert after["b"] == 0 and after["a"] > 0 and after["c"] > 0, after
+        assert client.failed_since(ejected + 1.5) == 0
+        assert client.failed_since(stopped) > 0  # it was the client's failures that counted
+    finally:
+        cluster.backends["b"].signal(signal.SIGCONT)
+        client.stop()
+    assert "xds load report" in (cluster.lb.log_text() if cluster.lb else "")

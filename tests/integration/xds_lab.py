@@ -25,7 +25,9 @@ from tests.integration.harness import Cluster
 TARGET = "xds:///compute"
 
 
-def stock_client(cluster: Cluster, kind: str, concurrency: int = 8) -> StockClient:
+def stock_client(
+    cluster: Cluster, kind: str, concurrency: int = 8, timeout: float = 5.0
+) -> StockClient:
     """A stock grpcio or Node client dialling xds:///compute through the cluster's LB."""
     lab = cluster.log_dir / "xds"
     stubs = generate_stubs(lab / "stubs")
@@ -36,9 +38,9 @@ def stock_client(cluster: Cluster, kind: str, concurrency: int = 8) -> StockClie
             if os.environ.get("CI") == "true":
                 pytest.fail(f"the Node xDS test needs node and its packages: {why}")
             pytest.skip(why)
-        command = node_command(stubs / "load_balancer.proto", TARGET, concurrency)
+        command = node_command(stubs / "load_balancer.proto", TARGET, concurrency, timeout)
     else:
-        command = python_command(stubs, TARGET, concurrency)
+        command = python_command(stubs, TARGET, concurrency, timeout)
     return StockClient(kind, command, bootstrap, lab).start()
 
 

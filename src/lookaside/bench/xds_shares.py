@@ -61,7 +61,7 @@ def node_missing() -> str | None:
     return None
 
 
-def python_command(stubs: Path, target: str, concurrency: int) -> list[str]:
+def python_command(stubs: Path, target: str, concurrency: int, timeout: float = 5.0) -> list[str]:
     return [
         sys.executable,
         str(STOCK_CLIENT),
@@ -70,10 +70,12 @@ def python_command(stubs: Path, target: str, concurrency: int) -> list[str]:
         str(stubs),
         "--concurrency",
         str(concurrency),
+        "--timeout",
+        str(timeout),
     ]
 
 
-def node_command(proto: Path, target: str, concurrency: int) -> list[str]:
+def node_command(proto: Path, target: str, concurrency: int, timeout: float = 5.0) -> list[str]:
     return [
         "node",
         str(NODE_CLIENT),
@@ -82,6 +84,8 @@ def node_command(proto: Path, target: str, concurrency: int) -> list[str]:
         str(proto),
         "--concurrency",
         str(concurrency),
+        "--timeout",
+        str(timeout),
     ]
 
 

@@ -111,6 +111,12 @@ def add_xds_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.adapt_period,
         help="least_load/p2c: seconds for weights to move e-fold towards equal load",
     )
+    group.add_argument(
+        "--xds-load-reporting",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.load_reporting,
+        help="ask stock clients for per-backend call counts (LRS); they feed outlier ejection",
+    )
 
 
 def xds_config_from_args(args: argparse.Namespace) -> XdsConfig:
@@ -119,6 +125,7 @@ def xds_config_from_args(args: argparse.Namespace) -> XdsConfig:
         threshold=args.xds_threshold,
         smoothing=args.xds_smoothing,
         adapt_period=args.xds_adapt_period,
+        load_reporting=args.xds_load_reporting,
     )
 
 

@@ -20,6 +20,7 @@ from lookaside.lb.watch_hub import DEFAULT_MIN_GAP as DEFAULT_WATCH_MIN_GAP
 from lookaside.lb.watch_hub import WatchHub
 from lookaside.lb.xds.ads import AggregatedDiscoveryService, add_ads_to_server, xds_auth_rules
 from lookaside.lb.xds.config import XdsConfig
+from lookaside.lb.xds.lrs import LoadReportingService, add_lrs_to_server
 from lookaside.lb.xds.publisher import Publisher
 from lookaside.security import AuthTokens, BearerAuthInterceptor, TlsConfig, lb_auth_rules
 from lookaside.v1 import load_balancer_pb2 as pb
@@ -107,6 +108,9 @@ class LbServer:
         )
         self.xds = Publisher(self.balancer, config.xds, clock, services=config.service_policies)
         self.ads = AggregatedDiscoveryService(self.xds)
+        self.lrs = LoadReportingService(
+            self.balancer.record_client_stats, config.client_stats_interval
+        )
         rules = lb_auth_rules(config.tokens)
         rules.update(xds_auth_rules(config.tokens))
         interceptors = [BearerAuthInterceptor(rules)] if rules else []
@@ -114,6 +118,7 @@ class LbServer:
         self._server = serving.new_server(config.max_message_bytes, interceptors)
         pb_grpc.add_LoadBalancerServicer_to_server(self.service, self._server)
         add_ads_to_server(self.ads, self._server)
+        add_lrs_to_server(self.lrs, self._server)
         self._health = serving.add_health_and_reflection(self._server, [LB_SERVICE])
         self._sweeper: asyncio.Task[None] | None = None
         self.port = 0

@@ -35,6 +35,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from grpc import aio
 
 from lookaside.lb.xds import resources
+from lookaside.lb.xds.lrs import LRS_METHOD
 from lookaside.lb.xds.publisher import Publisher
 from lookaside.security import AuthTokens, Token
 
@@ -204,5 +205,8 @@ def add_ads_to_server(servicer: AggregatedDiscoveryService, server: aio.Server) 
 
 
 def xds_auth_rules(tokens: AuthTokens) -> dict[str, tuple[Token, ...]]:
-    """ADS reveals backend addresses like GetBackend, so the client token guards it too."""
-    return {ADS_METHOD: (tokens.client,)} if tokens.client is not None else {}
+    """The client token guards ADS (it reveals backend addresses, like GetBackend) and
+    LRS (its counts feed outlier ejection, like ReportClientStats)."""
+    if tokens.client is None:
+        return {}
+    return dict.fromkeys((ADS_METHOD, LRS_METHOD), (tokens.client,))

@@ -25,6 +25,9 @@ class XdsConfig:
     resolution: int = 100
     #: No backend's weight goes below mean / max_ratio or above mean * max_ratio.
     max_ratio: float = 10.0
+    #: Clusters carry ``lrs_server: self``: stock clients report per-backend call
+    #: counts (Load Reporting Service), which feed outlier ejection.
+    load_reporting: bool = True
 
     def __post_init__(self) -> None:
         if self.min_gap < 0:

@@ -156,7 +156,7 @@ class Publisher:
         built = (
             (resources.LISTENER, resources.listener(service, policy)),
             (resources.ROUTE_CONFIGURATION, resources.route_configuration(service, policy)),
-            (resources.CLUSTER, resources.cluster(service, policy)),
+            (resources.CLUSTER, resources.cluster(service, policy, self.config.load_reporting)),
             (
                 resources.LOAD_ASSIGNMENT,
                 resources.load_assignment(service, policy, endpoints, weights),

@@ -88,8 +88,11 @@ def listener(service: str, policy: str) -> listener_pb2.Listener:
     )
 
 
-def cluster(service: str, policy: str) -> cluster_pb2.Cluster:
-    """An EDS cluster fed over the same ADS stream; round robin over weighted localities."""
+def cluster(service: str, policy: str, load_reporting: bool = False) -> cluster_pb2.Cluster:
+    """An EDS cluster fed over the same ADS stream; round robin over weighted localities.
+
+    ``load_reporting``: clients send Load Reporting Service reports to this server.
+    """
     result = cluster_pb2.Cluster(
         name=service,
         type=cluster_pb2.Cluster.EDS,
@@ -103,6 +106,8 @@ def cluster(service: str, policy: str) -> cluster_pb2.Cluster:
     )
     if policy == "ring_hash":
         result.lb_policy = cluster_pb2.Cluster.RING_HASH
+    if load_reporting:
+        result.lrs_server.self.SetInParent()
     return result
 
 
