@@ -60,7 +60,8 @@ class LoadReportingService(lrs_pb2_grpc.LoadReportingServiceServicer):
         interval.FromNanoseconds(round(self._interval * 1e9))
         return lrs_pb2.LoadStatsResponse(send_all_clusters=True, load_reporting_interval=interval)
 
-    def receive(self, request: lrs_pb2.LoadStatsRequest) -> None:
+    def receive(self, request: lrs_pb2.LoadStatsRequest, node: str = "") -> None:
+        """Feed one report's counts to the sink (``node``: the stream's, for the log)."""
         for cluster in request.cluster_stats:
             counts = per_backend(cluster)
             if not counts:
@@ -69,7 +70,7 @@ class LoadReportingService(lrs_pb2_grpc.LoadReportingServiceServicer):
             self.reports += 1
             log.debug(
                 "xds load report node=%s service=%s %s",
-                request.node.id,
+                node or request.node.id,
                 service,
                 " ".join(f"{b}={ok}/{bad}" for b, ok, bad in counts),
             )
@@ -86,7 +87,7 @@ class LoadReportingService(lrs_pb2_grpc.LoadReportingServiceServicer):
                 node = request.node.id or "?"
                 log.info("xds load reporting opened node=%s peer=%s", node, context.peer())
                 await context.write(self.first_response())
-            self.receive(request)
+            self.receive(request, node)
 
 
 def add_lrs_to_server(servicer: LoadReportingService, server: aio.Server) -> None:
