@@ -12,7 +12,7 @@ import pytest
 from lookaside.bench.xds_shares import StockClient, shares
 from lookaside.lb.xds import resources
 from tests.integration.harness import Cluster
-from tests.integration.xds_lab import RawAds, stock_client
+from tests.integration.xds_lab import RawAds, start_fast_and_slow, stock_client
 
 
 @pytest.fixture
@@ -50,10 +50,7 @@ def test_spreads_takes_in_a_joiner_and_drops_a_killed_backend(
 
 
 def test_slow_backend_share_falls_below_a_fifth_once_weights_settle(cluster: Cluster) -> None:
-    cluster.start_lb("least_load")
-    for name, work in (("fast1", 40), ("fast2", 40), ("slow", 160)):
-        cluster.start_backend(name, "--workers", "8", work_ms=work)
-    cluster.wait_registered({"fast1", "fast2", "slow"})
+    start_fast_and_slow(cluster)
     running = stock_client(cluster, "grpcio", concurrency=12)
     try:
         running.wait_until_time(16.0, 60)

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from lookaside.bench.xds_shares import shares
 from tests.integration.harness import Cluster
-from tests.integration.xds_lab import stock_client
+from tests.integration.xds_lab import start_fast_and_slow, stock_client
 
 
 def test_node_spreads_takes_in_a_joiner_and_follows_load_aware_weights(cluster: Cluster) -> None:
-    cluster.start_lb("least_load")
-    for name, work in (("fast1", 40), ("fast2", 40), ("slow", 160)):
-        cluster.start_backend(name, "--workers", "8", work_ms=work)
-    cluster.wait_registered({"fast1", "fast2", "slow"})
+    start_fast_and_slow(cluster)
     client = stock_client(cluster, "node", concurrency=12)
     try:
         client.wait_for(

@@ -44,6 +44,17 @@ def stock_client(
     return StockClient(kind, command, bootstrap, lab).start()
 
 
+FAST_AND_SLOW = {"fast1": 40, "fast2": 40, "slow": 160}  # backend id -> work ms
+
+
+def start_fast_and_slow(cluster: Cluster) -> None:
+    """An LB (least_load) with 2 fast backends and 1 four times slower, 8 workers each."""
+    cluster.start_lb("least_load")
+    for name, work in FAST_AND_SLOW.items():
+        cluster.start_backend(name, "--workers", "8", work_ms=work)
+    cluster.wait_registered(set(FAST_AND_SLOW))
+
+
 class RawAds:
     """A hand-driven ADS stream: a test control-plane client that can ACK and NACK."""
 
