@@ -5,12 +5,15 @@ from __future__ import annotations
 import queue
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
 
 from lookaside.bench.xds_shares import StockClient, shares
 from lookaside.lb.xds import resources
+from lookaside.security import TlsConfig
+from tests.certs import make_pki
 from tests.integration.harness import Cluster
 from tests.integration.xds_lab import RawAds, start_fast_and_slow, stock_client
 
@@ -167,3 +170,20 @@ def test_load_reports_from_a_stock_client_eject_a_hung_backend(cluster: Cluster)
         cluster.backends["b"].signal(signal.SIGCONT)
         client.stop()
     assert "xds load report" in (cluster.lb.log_text() if cluster.lb else "")
+
+
+def test_a_tls_lb_is_reached_with_the_bootstrap_ca(cluster: Cluster, tmp_path: Path) -> None:
+    (tmp_path / "pki").mkdir()
+    pki = make_pki(tmp_path / "pki")
+    cluster.admin_tls = TlsConfig(ca=pki.ca_cert)
+    cluster.start_lb(
+        "round_robin", "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)
+    )
+    for name in ("a", "b"):
+        cluster.start_backend(name, "--tls-ca", str(pki.ca_cert))
+    cluster.wait_registered({"a", "b"})
+    client = stock_client(cluster, "grpcio", ca=pki.ca_cert)
+    try:
+        client.wait_for(lambda: set(client.served_since(0)) == {"a", "b"}, 20, "calls on both")
+    finally:
+        client.stop()

@@ -6,6 +6,7 @@ import os
 import queue
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -26,12 +27,19 @@ TARGET = "xds:///compute"
 
 
 def stock_client(
-    cluster: Cluster, kind: str, concurrency: int = 8, timeout: float = 5.0
+    cluster: Cluster,
+    kind: str,
+    concurrency: int = 8,
+    timeout: float = 5.0,
+    ca: Path | None = None,
 ) -> StockClient:
-    """A stock grpcio or Node client dialling xds:///compute through the cluster's LB."""
+    """A stock grpcio or Node client dialling xds:///compute through the cluster's LB.
+
+    ``ca``: the LB serves TLS signed by this CA; the client's xDS channel uses it.
+    """
     lab = cluster.log_dir / "xds"
     stubs = generate_stubs(lab / "stubs")
-    bootstrap = write_bootstrap(cluster.lb_target, lab / "bootstrap.json", f"test-{kind}")
+    bootstrap = write_bootstrap(cluster.lb_target, lab / "bootstrap.json", f"test-{kind}", ca)
     if kind == "node":
         why = node_missing()
         if why is not None:

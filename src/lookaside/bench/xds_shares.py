@@ -180,8 +180,11 @@ class StockClient:
             self._reader.join(5)
 
 
-def write_bootstrap(lb_target: str, path: Path, node_id: str = "lookaside-lab") -> Path:
-    path.write_text(json.dumps(bootstrap(lb_target, node_id)))
+def write_bootstrap(
+    lb_target: str, path: Path, node_id: str = "lookaside-lab", ca: Path | None = None
+) -> Path:
+    """The bootstrap a stock client reads (``ca``: the LB serves TLS signed by it)."""
+    path.write_text(json.dumps(bootstrap(lb_target, node_id, ca)))
     return path
 
 

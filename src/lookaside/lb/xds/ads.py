@@ -70,12 +70,16 @@ class AdsStream:
         self.types: dict[str, TypeState] = {}
         self._publisher = publisher
         self._nonces = itertools.count(1)
+        self._ignored: set[str] = set()  # unsupported types, logged once each
 
     def receive(self, request: discovery_pb2.DiscoveryRequest) -> None:
         if request.node.id:
             self.node_id = request.node.id
         type_url = request.type_url
         if type_url not in resources.TYPES:
+            if type_url in self._ignored or len(self._ignored) >= 16:
+                return
+            self._ignored.add(type_url)
             log.warning(
                 "xds ignoring type node=%s peer=%s type=%s: not served",
                 self.node_id,
