@@ -19,6 +19,7 @@ from lookaside.bench.xds_shares import (
     node_command,
     node_missing,
     python_command,
+    shares,
     write_bootstrap,
 )
 from tests.integration.harness import Cluster
@@ -61,6 +62,36 @@ def start_fast_and_slow(cluster: Cluster) -> None:
     for name, work in FAST_AND_SLOW.items():
         cluster.start_backend(name, "--workers", "8", work_ms=work)
     cluster.wait_registered(set(FAST_AND_SLOW))
+
+
+def settled_shares(
+    client: StockClient, span: float = 3.0, timeout: float = 60.0
+) -> dict[str, float]:
+    """Shares over the last ``span`` seconds, once two windows in a row give the slow
+    backend less than 0.20 (an even share is 0.33).
+
+    Weights settle at a pace set by the LB's controller and by how fast a busy
+    machine lets loads show, so this waits for the condition (with a deadline)
+    rather than measuring at a fixed time.
+    """
+
+    def window(ago: float) -> dict[str, float]:
+        end = client.now() - ago
+        served = client.served_since(end - span) - client.served_since(end)
+        return shares(served)
+
+    def settled() -> bool:
+        return client.now() >= 2 * span and all(
+            window(ago).get("slow", 1.0) < 0.20 for ago in (0.0, span)
+        )
+
+    try:
+        client.wait_for(settled, timeout, "the slow backend's share to stay below 0.20")
+    except AssertionError as error:
+        raise AssertionError(
+            f"{error}; the last two windows: {window(span)}, {window(0)}"
+        ) from None
+    return window(0.0)
 
 
 class RawAds:
