@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -185,3 +186,35 @@ def test_a_tls_lb_is_reached_with_the_bootstrap_ca(cluster: Cluster, tmp_path: P
         client.wait_for(lambda: set(client.served_since(0)) == {"a", "b"}, 20, "calls on both")
     finally:
         client.stop()
+
+
+def test_joins_and_leaves_reach_a_subscribed_client_within_a_second(cluster: Cluster) -> None:
+    cluster.start_lb("round_robin")
+    cluster.start_backend("a")
+    cluster.wait_registered({"a"})
+    ads = RawAds(cluster.lb_target)
+
+    def backends_in(response: object) -> set[str]:
+        (body,) = response.resources  # type: ignore[attr-defined]
+        return {loc.locality.sub_zone for loc in resources.unpack(body).endpoints}  # type: ignore[attr-defined]
+
+    def next_set() -> tuple[set[str], float]:
+        response = ads.next()
+        ads.send(resources.LOAD_ASSIGNMENT, ["compute"], response, response.version_info)
+        return backends_in(response), time.monotonic()
+
+    try:
+        ads.send(resources.LOAD_ASSIGNMENT, ["compute"])
+        first, _ = next_set()
+        assert first == {"a"}
+        cluster.start_backend("b")
+        cluster.wait_registered({"a", "b"})
+        visible = time.monotonic()  # ListBackends shows b: the LB has registered it
+        joined, pushed = next_set()
+        assert joined == {"a", "b"}
+        assert pushed - visible < 1.0
+        cluster.backends["a"].stop()  # SIGTERM: a deregisters and is removed, not weight 0
+        left, _ = next_set()
+        assert left == {"b"}
+    finally:
+        ads.close()
