@@ -24,7 +24,6 @@ that feeds it requests and writes what it says is due.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 from collections.abc import AsyncIterator
@@ -157,7 +156,6 @@ class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer
 
     def __init__(self, publisher: Publisher) -> None:
         self._publisher = publisher
-        self.streams: set[AdsStream] = set()
 
     async def StreamAggregatedResources(
         self,
@@ -167,7 +165,6 @@ class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer
         stream = AdsStream(self._publisher, context.peer())
         wake = asyncio.Event()
         self._publisher.add_listener(wake.set)
-        self.streams.add(stream)
         reader = asyncio.create_task(self._read(request_iterator, stream, wake))
         try:
             while True:
@@ -180,10 +177,8 @@ class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer
                     return
         finally:
             self._publisher.remove_listener(wake.set)
-            self.streams.discard(stream)
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            await asyncio.gather(reader, return_exceptions=True)  # its error was raised above
             log.info("xds stream closed node=%s peer=%s", stream.node_id, stream.peer)
 
     @staticmethod
