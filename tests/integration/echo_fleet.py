@@ -37,7 +37,15 @@ class EchoServer:
         self.log_path = log_dir / f"{server_id}.log"
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.userservice.server", "--port", "0", "--id", server_id],
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.userservice.server",
+                    "--port",
+                    "0",
+                    "--id",
+                    server_id,
+                ],
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -35,10 +35,12 @@ class Attempts:
 
     __slots__ = (
         "_deadline",
+        "_hash_key",
         "_policy",
         "_router",
         "_wait_for_ready",
         "from_lb",
+        "lb_seconds",
         "refused",
         "retries",
         "transparent",
@@ -51,11 +53,14 @@ class Attempts:
         policy: RetryPolicy | None,
         deadline: float | None,
         wait_for_ready: bool,
+        hash_key: str = "",
     ) -> None:
         self._router = router
         self._policy = policy
         self._deadline = deadline
         self._wait_for_ready = wait_for_ready
+        self._hash_key = hash_key
+        self.lb_seconds = 0.0
         self.tried: list[str] = []
         self.refused: set[str] = set()
         self.retries = 0
@@ -87,16 +92,24 @@ class Attempts:
     async def next_backend(self) -> Backend:
         """Another backend than those tried, if there is one; wait for one if asked to."""
         while True:
-            backend, from_lb = await self._router.pick(self._excluded(), self.remaining())
+            started = time.perf_counter()
+            backend, from_lb = await self._router.pick(
+                self._excluded(), self.remaining(), self._hash_key
+            )
             if backend is None:
-                backend, from_lb = await self._router.pick(frozenset(self.refused), self.remaining())
+                backend, from_lb = await self._router.pick(
+                    frozenset(self.refused), self.remaining(), self._hash_key
+                )
+            self.lb_seconds += time.perf_counter() - started
             if backend is not None:
                 self.from_lb = self.from_lb and from_lb
                 return backend
             left = self.remaining()
             if not self._wait_for_ready or (left is not None and left <= 0):
                 raise self._router.no_backend_error()
-            await asyncio.sleep(WAIT_FOR_READY_PAUSE if left is None else min(left, WAIT_FOR_READY_PAUSE))
+            await asyncio.sleep(
+                WAIT_FOR_READY_PAUSE if left is None else min(left, WAIT_FOR_READY_PAUSE)
+            )
             self.refused.clear()  # a refusing backend may be back: look at everyone again
 
     def _excluded(self) -> frozenset[str]:
@@ -124,8 +137,7 @@ class Attempts:
             return False
         self.retries += 1
         delay = policy.backoff(self.retries, self._router.rng)
-        if left is not None:
-            if delay >= left:
-                return False
+        if left is not None and delay >= left:
+            return False
         await asyncio.sleep(delay)
         return True

@@ -40,7 +40,7 @@ def target_of(info: pb.BackendInfo) -> str:
 class Backend:
     """A backend's id, address and open channel, with cached multi-callables."""
 
-    __slots__ = ("channel", "id", "info", "target", "_callables")
+    __slots__ = ("_callables", "channel", "id", "info", "target")
 
     def __init__(self, info: pb.BackendInfo, channel: aio.Channel) -> None:
         self.info = info
@@ -85,9 +85,12 @@ class BackendPool:
     def get(self, info: pb.BackendInfo) -> Backend:
         """The backend for ``info``, opening its channel the first time (or when it moved)."""
         backend = self._backends.get(info.id)
-        if backend is not None and backend.info.port == info.port:
-            if backend.info.address == info.address:
-                return backend
+        if (
+            backend is not None
+            and backend.info.port == info.port
+            and backend.info.address == info.address
+        ):
+            return backend
         if backend is not None:
             self._close(backend, self._grace)
         backend = self._backends[info.id] = Backend(

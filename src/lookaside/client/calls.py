@@ -15,12 +15,14 @@ send them again; a call whose requests outgrew that is committed as well.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc import aio
+from grpc.aio import EOF  # type: ignore[attr-defined]
 
 from lookaside.client.attempts import Attempts
 from lookaside.client.backends import Backend, MethodKey
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from lookaside.client.router import Router
 
 RETRY_BUFFER_BYTES = 64 * 1024  # per call: request bytes kept for a retry of a stream
+#: Call metadata naming the request key for hashing policies (``ring_hash``); not sent on.
+HASH_KEY_METADATA = "lookaside-hash-key"
 _DONE = object()
 
 Metadata = aio.Metadata | Sequence[tuple[str, str | bytes]] | None
@@ -38,7 +42,15 @@ DoneCallback = Callable[[Any], None]
 class CallOptions:
     """What the caller passed with a call, handed on to every attempt."""
 
-    __slots__ = ("compression", "credentials", "deadline", "metadata", "timeout", "wait_for_ready")
+    __slots__ = (
+        "compression",
+        "credentials",
+        "deadline",
+        "hash_key",
+        "metadata",
+        "timeout",
+        "wait_for_ready",
+    )
 
     def __init__(
         self,
@@ -50,10 +62,25 @@ class CallOptions:
     ) -> None:
         self.timeout = timeout
         self.deadline = None if timeout is None else time.perf_counter() + timeout
+        self.hash_key = ""
+        if metadata:
+            self.hash_key, metadata = _split_hash_key(metadata)
         self.metadata = metadata
         self.credentials = credentials
         self.wait_for_ready = bool(wait_for_ready)
         self.compression = compression
+
+
+def _split_hash_key(metadata: Metadata) -> tuple[str, Metadata]:
+    """(the hash key, the metadata without it)."""
+    assert metadata is not None
+    pairs = list(metadata)
+    keys = [value for key, value in pairs if key == HASH_KEY_METADATA]
+    if not keys:
+        return "", metadata
+    rest = tuple((key, value) for key, value in pairs if key != HASH_KEY_METADATA)
+    key = keys[-1]
+    return (key.decode() if isinstance(key, bytes) else key), rest
 
 
 class _Call:
@@ -75,6 +102,7 @@ class _Call:
             self._router.policy_for(self._key[1]),
             self._options.deadline,
             self._options.wait_for_ready,
+            self._options.hash_key,
         )
         return attempts
 
@@ -100,6 +128,11 @@ class _Call:
     def attempts(self) -> int:
         """Attempts this call made so far (1 when the first one answered)."""
         return 1 if self._attempts is None else max(1, self._attempts.count)
+
+    @property
+    def lb_seconds(self) -> float:
+        """Time this call spent waiting for picks (GetBackend); 0 on the hot path."""
+        return 0.0 if self._attempts is None else self._attempts.lb_seconds
 
     @property
     def from_lb(self) -> bool:
@@ -143,19 +176,19 @@ class _Call:
         return self._attempt
 
     async def initial_metadata(self) -> aio.Metadata:
-        return await (await self._current()).initial_metadata()  # type: ignore[no-any-return]
+        return await (await self._current()).initial_metadata()
 
     async def trailing_metadata(self) -> aio.Metadata:
         await self._settle()
-        return await self._attempt.trailing_metadata()  # type: ignore[no-any-return]
+        return await self._attempt.trailing_metadata()
 
     async def code(self) -> grpc.StatusCode:
         await self._settle()
-        return await self._attempt.code()  # type: ignore[no-any-return]
+        return await self._attempt.code()
 
     async def details(self) -> str:
         await self._settle()
-        return await self._attempt.details()  # type: ignore[no-any-return]
+        return await self._attempt.details()
 
     async def wait_for_connection(self) -> None:
         await (await self._current()).wait_for_connection()
@@ -165,14 +198,14 @@ class _Call:
         await self._current()
 
 
-class UnaryUnaryCall(_Call, aio.UnaryUnaryCall):  # type: ignore[misc]
+class UnaryUnaryCall(_Call, aio.UnaryUnaryCall[Any, Any]):
     """One request, one response; retried on another backend when the rules allow."""
 
     def __init__(self, router: Router, key: MethodKey, request: Any, options: CallOptions) -> None:
         _Call.__init__(self, router, key, options)
         self._request = request
         self._task: asyncio.Task[Any] | None = None
-        self._backend = router.pick_now()
+        self._backend = router.pick_now(options.hash_key)
         self._started = time.perf_counter()
         if self._backend is not None:
             self._start(self._backend, request, options.timeout)
@@ -219,10 +252,8 @@ class UnaryUnaryCall(_Call, aio.UnaryUnaryCall):  # type: ignore[misc]
             self._finish()
 
     async def _settle(self) -> None:
-        try:
+        with contextlib.suppress(aio.AioRpcError, asyncio.CancelledError):
             await self
-        except (aio.AioRpcError, asyncio.CancelledError):
-            pass
         if self._attempt is None:
             raise self._router.no_backend_error()
 
@@ -240,12 +271,16 @@ class _ResponseStream(_Call):
 
     def _start_now(self) -> None:
         """Start the first attempt at once when a local pick is possible (as gRPC does)."""
-        backend = self._router.pick_now()
+        backend = self._router.pick_now(self._options.hash_key)
         if backend is not None:
             attempts = self._new_attempts()
             attempts.sent(backend)
             started = time.perf_counter()
-            self._pending = (self._start(backend, self._first(), self._options.timeout), backend, started)
+            self._pending = (
+                self._start(backend, self._first(), self._options.timeout),
+                backend,
+                started,
+            )
         else:
             self._router.start()
 
@@ -273,7 +308,7 @@ class _ResponseStream(_Call):
         try:
             return await self.__aiter__().__anext__()
         except StopAsyncIteration:
-            return aio.EOF
+            return EOF
 
     def _retry_allowed(self) -> bool:
         return True
@@ -306,7 +341,7 @@ class _ResponseStream(_Call):
         await (await self._current()).code()
 
 
-class UnaryStreamCall(_ResponseStream, aio.UnaryStreamCall):  # type: ignore[misc]
+class UnaryStreamCall(_ResponseStream, aio.UnaryStreamCall[Any, Any]):
     def __init__(self, router: Router, key: MethodKey, request: Any, options: CallOptions) -> None:
         super().__init__(router, key, options)
         self._request = request
@@ -426,7 +461,7 @@ class _RequestStreamMixin:
         await self._writer.done_writing()
 
 
-class StreamUnaryCall(_RequestStreamMixin, _Call, aio.StreamUnaryCall):  # type: ignore[misc]
+class StreamUnaryCall(_RequestStreamMixin, _Call, aio.StreamUnaryCall[Any, Any]):
     def __init__(
         self, router: Router, key: MethodKey, request_iterator: Any, options: CallOptions
     ) -> None:
@@ -464,15 +499,13 @@ class StreamUnaryCall(_RequestStreamMixin, _Call, aio.StreamUnaryCall):  # type:
         return super().cancel()
 
     async def _settle(self) -> None:
-        try:
+        with contextlib.suppress(aio.AioRpcError, asyncio.CancelledError):
             await self._task
-        except (aio.AioRpcError, asyncio.CancelledError):
-            pass
         if self._attempt is None:
             raise self._router.no_backend_error()
 
 
-class StreamStreamCall(_RequestStreamMixin, _ResponseStream, aio.StreamStreamCall):  # type: ignore[misc]
+class StreamStreamCall(_RequestStreamMixin, _ResponseStream, aio.StreamStreamCall[Any, Any]):
     def __init__(
         self, router: Router, key: MethodKey, request_iterator: Any, options: CallOptions
     ) -> None:
@@ -485,4 +518,3 @@ class StreamStreamCall(_RequestStreamMixin, _ResponseStream, aio.StreamStreamCal
 
     def _retry_allowed(self) -> bool:
         return not self._log.overflowed
-

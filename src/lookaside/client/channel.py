@@ -49,13 +49,12 @@ class _MultiCallable:
         self._key = key
 
 
-class _UnaryUnary(_MultiCallable, aio.UnaryUnaryMultiCallable):  # type: ignore[misc]
+class _UnaryUnary(_MultiCallable, aio.UnaryUnaryMultiCallable[Any, Any]):
     __slots__ = ()
 
     def __call__(
         self,
         request: Any,
-        *,
         timeout: float | None = None,
         metadata: Metadata = None,
         credentials: grpc.CallCredentials | None = None,
@@ -66,13 +65,12 @@ class _UnaryUnary(_MultiCallable, aio.UnaryUnaryMultiCallable):  # type: ignore[
         return UnaryUnaryCall(self._router, self._key, request, options)
 
 
-class _UnaryStream(_MultiCallable, aio.UnaryStreamMultiCallable):  # type: ignore[misc]
+class _UnaryStream(_MultiCallable, aio.UnaryStreamMultiCallable[Any, Any]):
     __slots__ = ()
 
     def __call__(
         self,
         request: Any,
-        *,
         timeout: float | None = None,
         metadata: Metadata = None,
         credentials: grpc.CallCredentials | None = None,
@@ -83,7 +81,7 @@ class _UnaryStream(_MultiCallable, aio.UnaryStreamMultiCallable):  # type: ignor
         return UnaryStreamCall(self._router, self._key, request, options)
 
 
-class _StreamUnary(_MultiCallable, aio.StreamUnaryMultiCallable):  # type: ignore[misc]
+class _StreamUnary(_MultiCallable, aio.StreamUnaryMultiCallable[Any, Any]):
     __slots__ = ()
 
     def __call__(
@@ -99,7 +97,7 @@ class _StreamUnary(_MultiCallable, aio.StreamUnaryMultiCallable):  # type: ignor
         return StreamUnaryCall(self._router, self._key, request_iterator, options)
 
 
-class _StreamStream(_MultiCallable, aio.StreamStreamMultiCallable):  # type: ignore[misc]
+class _StreamStream(_MultiCallable, aio.StreamStreamMultiCallable[Any, Any]):
     __slots__ = ()
 
     def __call__(
@@ -115,7 +113,7 @@ class _StreamStream(_MultiCallable, aio.StreamStreamMultiCallable):  # type: ign
         return StreamStreamCall(self._router, self._key, request_iterator, options)
 
 
-class Channel(aio.Channel):  # type: ignore[misc]
+class Channel(aio.Channel):
     """A ``grpc.aio.Channel`` over the backends the LB hands out for one service."""
 
     def __init__(
@@ -145,7 +143,9 @@ class Channel(aio.Channel):  # type: ignore[misc]
         response_deserializer: Deserializer = None,
         _registered_method: bool | None = False,
     ) -> _UnaryUnary:
-        return _UnaryUnary(self.router, ("unary_unary", method, request_serializer, response_deserializer))
+        return _UnaryUnary(
+            self.router, ("unary_unary", method, request_serializer, response_deserializer)
+        )
 
     def unary_stream(
         self,
@@ -154,7 +154,9 @@ class Channel(aio.Channel):  # type: ignore[misc]
         response_deserializer: Deserializer = None,
         _registered_method: bool | None = False,
     ) -> _UnaryStream:
-        return _UnaryStream(self.router, ("unary_stream", method, request_serializer, response_deserializer))
+        return _UnaryStream(
+            self.router, ("unary_stream", method, request_serializer, response_deserializer)
+        )
 
     def stream_unary(
         self,
@@ -163,7 +165,9 @@ class Channel(aio.Channel):  # type: ignore[misc]
         response_deserializer: Deserializer = None,
         _registered_method: bool | None = False,
     ) -> _StreamUnary:
-        return _StreamUnary(self.router, ("stream_unary", method, request_serializer, response_deserializer))
+        return _StreamUnary(
+            self.router, ("stream_unary", method, request_serializer, response_deserializer)
+        )
 
     def stream_stream(
         self,

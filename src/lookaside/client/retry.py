@@ -119,7 +119,9 @@ class RetryPolicy:
 
     def backoff(self, retry: int, rng: random.Random) -> float:
         """Seconds to wait before retry number ``retry`` (1 = the first retry)."""
-        ceiling = min(self.initial_backoff * self.backoff_multiplier ** (retry - 1), self.max_backoff)
+        ceiling = min(
+            self.initial_backoff * self.backoff_multiplier ** (retry - 1), self.max_backoff
+        )
         return rng.uniform(0, ceiling)
 
 

@@ -118,22 +118,22 @@ class Router:
     def policy_for(self, method: str) -> RetryPolicy | None:
         return self.retry_policies.for_method(method)
 
-    def pick_now(self) -> Backend | None:
+    def pick_now(self, hash_key: str = "") -> Backend | None:
         """The hot path: a local pick, or None (no set yet: the caller takes :meth:`pick`)."""
         watcher = self.watcher
         if watcher is None:
             return None
-        info = watcher.pick(self._plain_pick)
+        info = watcher.pick(PickRequest(self.client_id, hash_key) if hash_key else self._plain_pick)
         return None if info is None else self.pool.get(info)
 
     async def pick(
-        self, exclude: frozenset[str], remaining: float | None
+        self, exclude: frozenset[str], remaining: float | None, hash_key: str = ""
     ) -> tuple[Backend | None, bool]:
         """(a backend not in ``exclude`` or None, picked with the LB's current view?)."""
         self.start()
         watcher = self.watcher
         if watcher is not None:
-            info = watcher.pick(PickRequest(self.client_id, "", exclude))
+            info = watcher.pick(PickRequest(self.client_id, hash_key, exclude))
             if info is not None:
                 return self.pool.get(info), not watcher.stale
             if watcher.ready.is_set():
@@ -141,7 +141,7 @@ class Router:
         budget = self.config.lb_timeout if remaining is None else remaining
         if budget <= 0:
             return None, True
-        info, from_lb, error = await self.lb_picker.pick(tuple(exclude), "", budget)
+        info, from_lb, error = await self.lb_picker.pick(tuple(exclude), hash_key, budget)
         self._last_lb_error = error
         if info is None:
             return None, from_lb
