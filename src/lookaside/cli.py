@@ -47,6 +47,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lookaside.commands.bench_fastpath",
         "measure the fast path (local picks from WatchBackends) against GetBackend per request",
     ),
+    "bench-channel": (
+        "lookaside.commands.bench_channel",
+        "measure lookaside.channel and sync_channel against stock gRPC round_robin, per call",
+    ),
 }
 
 

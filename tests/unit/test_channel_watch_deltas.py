@@ -48,7 +48,7 @@ async def test_full_set_then_delta_merges_in_order() -> None:
     assert w.apply(delta)
     assert ids(w) == ["a", "c"] and w.version == 5
     assert next(b for b in w.backends() if b.id == "a").port == 9001  # changed in place
-    assert departed == [{"b"}]
+    assert departed == [{"a", "b"}]  # b left; a moved, so its old channel goes too
     picked = {w.pick(PickRequest()).id for _ in range(4)}  # type: ignore[union-attr]
     assert picked == {"a", "c"}
 

@@ -82,6 +82,10 @@ class BackendPool:
     def __len__(self) -> int:
         return len(self._backends)
 
+    def by_id(self, backend_id: str) -> Backend | None:
+        """The open backend of that id (the hot path: the watcher reports moves as departures)."""
+        return self._backends.get(backend_id)
+
     def get(self, info: pb.BackendInfo) -> Backend:
         """The backend for ``info``, opening its channel the first time (or when it moved)."""
         backend = self._backends.get(info.id)

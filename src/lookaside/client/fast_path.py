@@ -48,7 +48,7 @@ log = logging.getLogger("lookaside.client")
 RECONNECT_BASE = 0.05  # seconds: first back-off after the stream breaks
 RECONNECT_CAP = 1.0
 
-#: Called with the ids of the backends that left the set.
+#: Called with the ids of the backends that left the set (or moved to another address).
 OnDeparted = Callable[[set[str]], None]
 
 
@@ -120,6 +120,17 @@ class BackendWatcher:
     def backends(self) -> list[pb.BackendInfo]:
         return list(self._infos.values())
 
+    def pick_id(self, request: PickRequest) -> str | None:
+        """The id of a local pick (the hot path), or None as :meth:`pick`."""
+        picker = self._picker
+        if picker is None:
+            return None
+        endpoint = picker.pick(request)
+        return None if endpoint is None else endpoint.id
+
+    def info(self, backend_id: str) -> pb.BackendInfo | None:
+        return self._infos.get(backend_id)
+
     def pick(self, request: PickRequest) -> pb.BackendInfo | None:
         """A local pick, or None before the first update (or when all are excluded)."""
         picker = self._picker
@@ -188,8 +199,13 @@ class BackendWatcher:
         if self._policy is None or self._policy_name != name:
             self._policy = policies.create(name, self._rng)
             self._policy_name = name
-        departed = set(self._infos) - set(infos)
-        for gone in departed:
+        departed = {
+            backend_id
+            for backend_id, old in self._infos.items()
+            if (new := infos.get(backend_id)) is None
+            or (new.address, new.port) != (old.address, old.port)
+        }
+        for gone in set(self._infos) - set(infos):
             self._tracker.forget(gone)
             self._first_seen.pop(gone, None)
             self._last_reports.pop(gone, None)

@@ -123,8 +123,16 @@ class Router:
         watcher = self.watcher
         if watcher is None:
             return None
-        info = watcher.pick(PickRequest(self.client_id, hash_key) if hash_key else self._plain_pick)
-        return None if info is None else self.pool.get(info)
+        backend_id = watcher.pick_id(
+            PickRequest(self.client_id, hash_key) if hash_key else self._plain_pick
+        )
+        if backend_id is None:
+            return None
+        backend = self.pool.by_id(backend_id)
+        if backend is None:
+            info = watcher.info(backend_id)
+            return None if info is None else self.pool.get(info)
+        return backend
 
     async def pick(
         self, exclude: frozenset[str], remaining: float | None, hash_key: str = ""

@@ -1,0 +1,297 @@
+"""``lookaside bench-channel``: what ``lookaside.channel`` costs per call against stock gRPC.
+
+One LB and a few user-style backends (:mod:`lookaside.bench.noop_server`: a
+no-op unary method, no protobuf, so the channels' own work is what shows),
+then the same closed-loop load through four clients, alternating run by run
+(A B C D A B C D ...) so that drift on a shared machine hits all of them:
+
+* ``channel`` — ``lookaside.channel`` on the fast path (local picks from
+  ``WatchBackends``), with its default config (client stats on);
+* ``grpc_aio`` — a stock ``grpc.aio`` channel over the same backends' static
+  addresses with gRPC's own ``round_robin``;
+* ``sync_channel`` — ``lookaside.sync_channel`` from blocking threads;
+* ``grpc_sync`` — a stock blocking channel with ``round_robin``, same threads.
+
+Reported per mode: throughput, p50 and p99 latency; and the ratios
+channel / grpc_aio and sync_channel / grpc_sync (goals: throughput >= 0.95,
+p99 <= 1.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc import aio
+
+import lookaside
+from lookaside.bench.load import GRPC_ROUND_ROBIN_CONFIG, static_target
+from lookaside.bench.noop_server import METHOD, SERVICE
+from lookaside.client.admin import wait_for_backends
+from lookaside.procs import LISTENING, ServerProcess
+from lookaside.v1 import load_balancer_pb2 as pb
+
+MODES = ("channel", "grpc_aio", "sync_channel", "grpc_sync")
+PAIRS = (("channel", "grpc_aio"), ("sync_channel", "grpc_sync"))
+PAYLOAD = b"ping"
+CALL_TIMEOUT = 10.0
+GOAL_THROUGHPUT_RATIO = 0.95
+GOAL_P99_RATIO = 1.2
+
+_CHILD = (
+    "import sys\n"
+    "from lookaside.procs import die_with_parent\n"
+    "die_with_parent(int(sys.argv.pop(1)))\n"
+    "from lookaside.bench.noop_server import main\n"
+    "main()\n"
+)
+
+
+@dataclass(frozen=True)
+class BenchChannelOptions:
+    """What ``lookaside bench-channel`` varies (its flags read their defaults here)."""
+
+    servers: int = 3
+    concurrency: int = 16  # async tasks, and blocking threads for the sync modes
+    requests: int = 4000  # per run, over all tasks or threads
+    repeat: int = 5
+    warmup: int = 400
+
+
+@dataclass(frozen=True)
+class ModeRun:
+    mode: str
+    requests: int
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    throughput_rps: float
+
+
+def _quantile(sorted_ms: Sequence[float], q: float) -> float:
+    if not sorted_ms:
+        return 0.0
+    return sorted_ms[min(len(sorted_ms) - 1, int(q * len(sorted_ms)))]
+
+
+def _summary(mode: str, latencies: list[float], errors: int, wall: float) -> ModeRun:
+    ordered = sorted(latencies)
+    return ModeRun(
+        mode=mode,
+        requests=len(latencies) + errors,
+        errors=errors,
+        p50_ms=_quantile(ordered, 0.50) * 1e3,
+        p99_ms=_quantile(ordered, 0.99) * 1e3,
+        throughput_rps=len(latencies) / wall,
+    )
+
+
+async def _async_load(
+    call: Callable[[], Any], concurrency: int, requests: int
+) -> tuple[list[float], int, float]:
+    latencies: list[float] = []
+    errors = 0
+    per_task = requests // concurrency
+
+    async def worker() -> None:
+        nonlocal errors
+        clock = time.perf_counter
+        record = latencies.append
+        for _ in range(per_task):
+            started = clock()
+            try:
+                await call()
+            except grpc.RpcError:
+                errors += 1
+                continue
+            record(clock() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, errors, time.perf_counter() - started
+
+
+def _thread_load(
+    call: Callable[[], Any], concurrency: int, requests: int
+) -> tuple[list[float], int, float]:
+    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+    errors = [0] * concurrency
+    per_thread = requests // concurrency
+    go = threading.Barrier(concurrency + 1)
+
+    def worker(index: int) -> None:
+        clock = time.perf_counter
+        record = latencies[index].append
+        go.wait()
+        for _ in range(per_thread):
+            started = clock()
+            try:
+                call()
+            except grpc.RpcError:
+                errors[index] += 1
+                continue
+            record(clock() - started)
+
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    go.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - started
+    return [x for chunk in latencies for x in chunk], sum(errors), wall
+
+
+class _Clients:
+    """The four clients, opened once and warmed, reused by every run."""
+
+    def __init__(self, lb_target: str, backends: Sequence[pb.BackendInfo]) -> None:
+        static = static_target(backends)
+        rr = [("grpc.service_config", GRPC_ROUND_ROBIN_CONFIG)]
+        self.count = len(backends)
+        self.channel = lookaside.channel(lb_target, SERVICE)
+        self.grpc_aio = aio.insecure_channel(static, options=rr)
+        self.sync_channel = lookaside.sync_channel(lb_target, SERVICE)
+        self.grpc_sync = grpc.insecure_channel(static, options=rr)
+        self.calls: dict[str, Callable[[], Any]] = {
+            "channel": _bound(self.channel.unary_unary(METHOD, None, None)),
+            "grpc_aio": _bound(self.grpc_aio.unary_unary(METHOD, None, None)),
+            "sync_channel": _bound(self.sync_channel.unary_unary(METHOD, None, None)),
+            "grpc_sync": _bound(self.grpc_sync.unary_unary(METHOD, None, None)),
+        }
+
+    async def open(self) -> None:
+        await self.channel.wait_for_backends(self.count, timeout=30)
+        await asyncio.wait_for(self.grpc_aio.channel_ready(), 30)
+        self.sync_channel.wait_for_backends(self.count, timeout=30)
+        grpc.channel_ready_future(self.grpc_sync).result(30)
+
+    async def close(self) -> None:
+        await self.channel.close()
+        await self.grpc_aio.close(None)
+        self.sync_channel.close()
+        self.grpc_sync.close()
+
+
+def _bound(multicallable: Any) -> Callable[[], Any]:
+    def call() -> Any:
+        return multicallable(PAYLOAD, timeout=CALL_TIMEOUT)
+
+    return call
+
+
+async def _run(
+    clients: _Clients, mode: str, options: BenchChannelOptions, requests: int
+) -> ModeRun:
+    call = clients.calls[mode]
+    if mode.startswith("sync") or mode == "grpc_sync":
+        loop = asyncio.get_running_loop()
+        latencies, errors, wall = await loop.run_in_executor(
+            None, _thread_load, call, options.concurrency, requests
+        )
+    else:
+        latencies, errors, wall = await _async_load(call, options.concurrency, requests)
+    return _summary(mode, latencies, errors, wall)
+
+
+def _start_backends(lb_target: str, count: int, log_dir: Path) -> list[Any]:
+    children = []
+    for index in range(1, count + 1):
+        log = open(log_dir / f"noop{index}.log", "ab")  # noqa: SIM115 - closed with the child
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _CHILD,
+                str(os.getpid()),
+                "--lb",
+                lb_target,
+                "--id",
+                f"noop{index}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        children.append((child, log))
+    return children
+
+
+async def run_channel_bench(
+    options: BenchChannelOptions, log_dir: Path | None = None
+) -> list[ModeRun]:
+    """Start an LB and ``options.servers`` no-op backends; alternate the four modes."""
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="lookaside-bench-channel-"))
+    lb = ServerProcess("lb", ["lb", "--port", "0", "--policy", "round_robin"], log_dir).start()
+    children: list[Any] = []
+    try:
+        lb.wait_listening()
+        lb_target = f"127.0.0.1:{lb.port}"
+        children = _start_backends(lb_target, options.servers, log_dir)
+        backends = await wait_for_backends(lb_target, options.servers, service=SERVICE, timeout=30)
+        clients = _Clients(lb_target, backends)
+        try:
+            await clients.open()
+            for mode in MODES:
+                await _run(clients, mode, options, options.warmup)
+            runs = []
+            for _ in range(options.repeat):
+                for mode in MODES:
+                    runs.append(await _run(clients, mode, options, options.requests))
+            return runs
+        finally:
+            await clients.close()
+    finally:
+        for child, _ in children:
+            child.terminate()
+        for child, log in children:
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+            log.close()
+        lb.stop()
+
+
+def medians(runs: Sequence[ModeRun], mode: str) -> dict[str, float]:
+    mine = [r for r in runs if r.mode == mode]
+    figures = ("p50_ms", "p99_ms", "throughput_rps", "errors")
+    return {f: statistics.median(getattr(r, f) for r in mine) for f in figures}
+
+
+def ratios(runs: Sequence[ModeRun], mode: str, baseline: str) -> dict[str, float]:
+    """Median over the runs of each run's ratio to the baseline run next to it."""
+    ours = [r for r in runs if r.mode == mode]
+    theirs = [r for r in runs if r.mode == baseline]
+    pairs = list(zip(ours, theirs, strict=True))
+    return {
+        "throughput": statistics.median(a.throughput_rps / b.throughput_rps for a, b in pairs),
+        "p99": statistics.median(a.p99_ms / b.p99_ms for a, b in pairs),
+        "p50": statistics.median(a.p50_ms / b.p50_ms for a, b in pairs),
+    }
+
+
+__all__ = [
+    "GOAL_P99_RATIO",
+    "GOAL_THROUGHPUT_RATIO",
+    "LISTENING",
+    "MODES",
+    "PAIRS",
+    "BenchChannelOptions",
+    "ModeRun",
+    "medians",
+    "ratios",
+    "run_channel_bench",
+]
