@@ -2,8 +2,9 @@
 
 One LB and a few user-style backends (:mod:`lookaside.bench.noop_server`: a
 no-op unary method, no protobuf, so the channels' own work is what shows),
-then the same closed-loop load through four clients, alternating run by run
-(A B C D A B C D ...) so that drift on a shared machine hits all of them:
+then the same closed-loop load through two pairs of clients, each pair
+alternating run by run (A B A B ...) so that drift on a shared machine hits
+both alike:
 
 * ``channel`` — ``lookaside.channel`` on the fast path (local picks from
   ``WatchBackends``), with its default config (client stats on);
@@ -65,7 +66,7 @@ class BenchChannelOptions:
     servers: int = 3
     concurrency: int = 16  # async tasks, and blocking threads for the sync modes
     requests: int = 4000  # per run, over all tasks or threads
-    repeat: int = 5
+    repeat: int = 7
     warmup: int = 400
 
 
@@ -154,35 +155,54 @@ def _thread_load(
     return [x for chunk in latencies for x in chunk], sum(errors), wall
 
 
-class _Clients:
-    """The four clients, opened once and warmed, reused by every run."""
+class _AsyncPair:
+    """``lookaside.channel`` and a stock ``grpc.aio`` channel, opened and warmed once."""
+
+    modes = ("channel", "grpc_aio")
 
     def __init__(self, lb_target: str, backends: Sequence[pb.BackendInfo]) -> None:
-        static = static_target(backends)
-        rr = [("grpc.service_config", GRPC_ROUND_ROBIN_CONFIG)]
         self.count = len(backends)
         self.channel = lookaside.channel(lb_target, SERVICE)
-        self.grpc_aio = aio.insecure_channel(static, options=rr)
-        self.sync_channel = lookaside.sync_channel(lb_target, SERVICE)
-        self.grpc_sync = grpc.insecure_channel(static, options=rr)
-        self.calls: dict[str, Callable[[], Any]] = {
+        self.stock = aio.insecure_channel(static_target(backends), options=_ROUND_ROBIN)
+        self.calls = {
             "channel": _bound(self.channel.unary_unary(METHOD, None, None)),
-            "grpc_aio": _bound(self.grpc_aio.unary_unary(METHOD, None, None)),
-            "sync_channel": _bound(self.sync_channel.unary_unary(METHOD, None, None)),
-            "grpc_sync": _bound(self.grpc_sync.unary_unary(METHOD, None, None)),
+            "grpc_aio": _bound(self.stock.unary_unary(METHOD, None, None)),
         }
 
     async def open(self) -> None:
         await self.channel.wait_for_backends(self.count, timeout=30)
-        await asyncio.wait_for(self.grpc_aio.channel_ready(), 30)
-        self.sync_channel.wait_for_backends(self.count, timeout=30)
-        grpc.channel_ready_future(self.grpc_sync).result(30)
+        await asyncio.wait_for(self.stock.channel_ready(), 30)
 
     async def close(self) -> None:
         await self.channel.close()
-        await self.grpc_aio.close(None)
-        self.sync_channel.close()
-        self.grpc_sync.close()
+        await self.stock.close(None)
+
+
+class _SyncPair:
+    """``lookaside.sync_channel`` and a stock blocking channel, opened and warmed once."""
+
+    modes = ("sync_channel", "grpc_sync")
+
+    def __init__(self, lb_target: str, backends: Sequence[pb.BackendInfo]) -> None:
+        self.count = len(backends)
+        self.channel = lookaside.sync_channel(lb_target, SERVICE)
+        self.stock = grpc.insecure_channel(static_target(backends), options=_ROUND_ROBIN)
+        self.calls = {
+            "sync_channel": _bound(self.channel.unary_unary(METHOD, None, None)),
+            "grpc_sync": _bound(self.stock.unary_unary(METHOD, None, None)),
+        }
+
+    async def open(self) -> None:
+        self.channel.wait_for_backends(self.count, timeout=30)
+        grpc.channel_ready_future(self.stock).result(30)
+
+    async def close(self) -> None:
+        self.channel.close()
+        self.stock.close()
+
+
+_ROUND_ROBIN = [("grpc.service_config", GRPC_ROUND_ROBIN_CONFIG)]
+_Pair = _AsyncPair | _SyncPair
 
 
 def _bound(multicallable: Any) -> Callable[[], Any]:
@@ -192,11 +212,9 @@ def _bound(multicallable: Any) -> Callable[[], Any]:
     return call
 
 
-async def _run(
-    clients: _Clients, mode: str, options: BenchChannelOptions, requests: int
-) -> ModeRun:
-    call = clients.calls[mode]
-    if mode.startswith("sync") or mode == "grpc_sync":
+async def _run(pair: _Pair, mode: str, options: BenchChannelOptions, requests: int) -> ModeRun:
+    call = pair.calls[mode]
+    if isinstance(pair, _SyncPair):
         loop = asyncio.get_running_loop()
         latencies, errors, wall = await loop.run_in_executor(
             None, _thread_load, call, options.concurrency, requests
@@ -241,18 +259,21 @@ async def run_channel_bench(
         lb_target = f"127.0.0.1:{lb.port}"
         children = _start_backends(lb_target, options.servers, log_dir)
         backends = await wait_for_backends(lb_target, options.servers, service=SERVICE, timeout=30)
-        clients = _Clients(lb_target, backends)
-        try:
-            await clients.open()
-            for mode in MODES:
-                await _run(clients, mode, options, options.warmup)
-            runs = []
-            for _ in range(options.repeat):
-                for mode in MODES:
-                    runs.append(await _run(clients, mode, options, options.requests))
-            return runs
-        finally:
-            await clients.close()
+        runs: list[ModeRun] = []
+        # One pair at a time: the sync channel's event-loop thread is not there while
+        # the async pair runs.
+        for make in (_AsyncPair, _SyncPair):
+            pair = make(lb_target, backends)
+            try:
+                await pair.open()
+                for mode in pair.modes:
+                    await _run(pair, mode, options, options.warmup)
+                for _ in range(options.repeat):
+                    for mode in pair.modes:
+                        runs.append(await _run(pair, mode, options, options.requests))
+            finally:
+                await pair.close()
+        return runs
     finally:
         for child, _ in children:
             child.terminate()
