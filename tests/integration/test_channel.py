@@ -230,3 +230,48 @@ async def test_lb_down_keeps_serving_from_the_last_set_and_says_so_once(
             assert len(lost) == 1, [r.getMessage() for r in caplog.records]
     finally:
         await fleet.close()
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["watch", "get_backend"])
+async def test_lb_replicas_the_channel_moves_to_another(tmp_path: Path, fast_path: bool) -> None:
+    """Two LB replicas, each told of its own two backends; the replica in use dies.
+
+    Every call still succeeds, and the channel's picks (the watch, or GetBackend)
+    come from the surviving replica, whose backends then serve.
+    """
+    replicas = [
+        ServerProcess(f"lb{i}", ["lb", "--port", "0", "--watch-min-gap", "0.05"], tmp_path)
+        for i in (0, 1)
+    ]
+    fleets: list[EchoFleet] = []
+    try:
+        for replica in replicas:
+            replica.start().wait_listening()
+        fleets = [EchoFleet(target(r), tmp_path) for r in replicas]
+        for index, fleet in enumerate(fleets):
+            await fleet.start(f"s1-{index}", f"s2-{index}")
+        both = ",".join(target(r) for r in replicas)
+        async with lookaside.channel(both, SERVICE, fast_path=fast_path) as channel:
+            stub = pb_grpc.EchoStub(channel)
+            if fast_path:
+                await channel.wait_for_backends(2)
+            first = await stub.Say(pb.EchoRequest(text="x"), timeout=5)
+            in_use = int(first.served_by[-1])
+            survivor = 1 - in_use
+            replicas[in_use].kill()
+            served: Counter[str] = Counter()
+            for _ in range(40):
+                reply = await stub.Say(pb.EchoRequest(text="y"), timeout=5)
+                assert reply.text == "y"
+                served[reply.served_by] += 1
+                await asyncio.sleep(0.05)
+            await _until(lambda: all(b.id.endswith(f"-{survivor}") for b in channel.backends()), 10)
+            late = Counter(
+                [(await stub.Say(pb.EchoRequest(text="z"), timeout=5)).served_by for _ in range(10)]
+            )
+            assert set(late) == {f"s1-{survivor}", f"s2-{survivor}"}, (served, late)
+    finally:
+        for fleet in fleets:
+            await fleet.close()
+        for replica in replicas:
+            replica.stop()
