@@ -16,6 +16,7 @@ import pytest
 import lookaside
 from lookaside.procs import ServerProcess
 from tests.integration.echo_fleet import SERVICE, EchoFleet
+from tests.integration.harness import wait_until
 from tests.userservice import echo_pb2 as pb
 from tests.userservice import echo_pb2_grpc as pb_grpc
 
@@ -275,3 +276,52 @@ async def test_lb_replicas_the_channel_moves_to_another(tmp_path: Path, fast_pat
             await fleet.close()
         for replica in replicas:
             replica.stop()
+
+
+def test_sync_channel_sigkill_with_a_retry_policy_loses_no_call(
+    lb: ServerProcess, tmp_path: Path
+) -> None:
+    """Blocking threads: a first attempt that dies with its backend is retried elsewhere."""
+    fleet_loop = asyncio.new_event_loop()
+    fleet_thread = threading.Thread(target=fleet_loop.run_forever, daemon=True)
+    fleet_thread.start()
+    fleet = EchoFleet(target(lb), tmp_path)
+
+    def on_fleet(coroutine):  # type: ignore[no-untyped-def]
+        return asyncio.run_coroutine_threadsafe(coroutine, fleet_loop).result(60)
+
+    ok = [0]
+    errors: list[str] = []
+    stop = threading.Event()
+    try:
+        on_fleet(fleet.start("s1", "s2", "s3"))
+        with lookaside.sync_channel(
+            target(lb), SERVICE, service_config=SAY_IS_IDEMPOTENT
+        ) as channel:
+            channel.wait_for_backends(3)
+            stub = pb_grpc.EchoStub(channel)
+
+            def worker() -> None:
+                while not stop.is_set():
+                    try:
+                        stub.Say(pb.EchoRequest(text="w", delay_ms=60), timeout=10)
+                        ok[0] += 1
+                    except grpc.RpcError as error:
+                        errors.append(f"{error.code().name}: {error.details()}")  # type: ignore[attr-defined]
+
+            threads = [threading.Thread(target=worker, daemon=True) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            wait_until(lambda: ok[0] >= 40, 20, "load before the kill")
+            on_fleet(fleet.kill("s2"))
+            before = ok[0]
+            wait_until(lambda: ok[0] >= before + 80, 30, "load after the kill")
+            stop.set()
+            for thread in threads:
+                thread.join(15)
+        assert errors == []
+    finally:
+        stop.set()
+        on_fleet(fleet.close())
+        fleet_loop.call_soon_threadsafe(fleet_loop.stop)
+        fleet_thread.join(10)

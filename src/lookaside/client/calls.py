@@ -198,7 +198,46 @@ class _Call:
         await self._current()
 
 
-class UnaryUnaryCall(_Call, aio.UnaryUnaryCall[Any, Any]):
+class _UnaryResponse(_Call):
+    """What calls with one response share: their attempts after the first, their status."""
+
+    def _first(self) -> Any:
+        """The request (or request iterator) for the next attempt."""
+        raise NotImplementedError
+
+    def _committed(self) -> bool:
+        return False
+
+    async def _attempt_until_done(self, error: aio.AioRpcError | None) -> Any:
+        """Attempts until one answers or the rules say stop; ``error``: the last failure."""
+        attempts = self._attempts or self._new_attempts()
+        try:
+            while True:
+                if error is not None and not await attempts.again(error, self._committed()):
+                    raise error
+                backend = await attempts.next_backend()
+                attempts.sent(backend)
+                started = time.perf_counter()
+                call = self._start(backend, self._first(), attempts.attempt_timeout())
+                try:
+                    response = await call
+                except aio.AioRpcError as failed:
+                    self._router.record(backend.id, failed.code(), started)
+                    error = failed
+                    continue
+                self._router.record(backend.id, grpc.StatusCode.OK, started)
+                return response
+        finally:
+            self._finish()
+
+    async def _settle(self) -> None:
+        with contextlib.suppress(aio.AioRpcError, asyncio.CancelledError):
+            await self  # type: ignore[misc]
+        if self._attempt is None:
+            raise self._router.no_backend_error()
+
+
+class UnaryUnaryCall(_UnaryResponse, aio.UnaryUnaryCall[Any, Any]):
     """One request, one response; retried on another backend when the rules allow."""
 
     def __init__(self, router: Router, key: MethodKey, request: Any, options: CallOptions) -> None:
@@ -227,35 +266,37 @@ class UnaryUnaryCall(_Call, aio.UnaryUnaryCall[Any, Any]):
                 return response
         return (yield from self._task.__await__())
 
+    @classmethod
+    def resume(
+        cls,
+        router: Router,
+        key: MethodKey,
+        request: Any,
+        options: CallOptions,
+        failed_on: str,
+        error: aio.AioRpcError,
+    ) -> UnaryUnaryCall:
+        """The call from its second attempt on: its first failed on ``failed_on`` elsewhere
+        (a blocking channel's own first attempt); the retry rules decide what follows."""
+        call = cls.__new__(cls)
+        _Call.__init__(call, router, key, options)
+        call._request = request
+        call._backend = None
+        call._started = time.perf_counter()
+        attempts = call._new_attempts()
+        attempts.tried.append(failed_on)
+        call._task = asyncio.get_running_loop().create_task(call._attempt_until_done(error))
+        return call
+
+    def _first(self) -> Any:
+        return self._request
+
     async def _run(self, error: aio.AioRpcError | None) -> Any:
         """Attempts after the first (or all of them, when no local pick was possible)."""
         attempts = self._new_attempts()
         if self._backend is not None:
             attempts.sent(self._backend)
-        try:
-            while True:
-                if error is not None and not await attempts.again(error):
-                    raise error
-                backend = await attempts.next_backend()
-                attempts.sent(backend)
-                started = time.perf_counter()
-                call = self._start(backend, self._request, attempts.attempt_timeout())
-                try:
-                    response = await call
-                except aio.AioRpcError as failed:
-                    self._router.record(backend.id, failed.code(), started)
-                    error = failed
-                    continue
-                self._router.record(backend.id, grpc.StatusCode.OK, started)
-                return response
-        finally:
-            self._finish()
-
-    async def _settle(self) -> None:
-        with contextlib.suppress(aio.AioRpcError, asyncio.CancelledError):
-            await self
-        if self._attempt is None:
-            raise self._router.no_backend_error()
+        return await self._attempt_until_done(error)
 
 
 class _ResponseStream(_Call):
@@ -310,15 +351,16 @@ class _ResponseStream(_Call):
         except StopAsyncIteration:
             return EOF
 
-    def _retry_allowed(self) -> bool:
-        return True
+    def _committed(self) -> bool:
+        """Committed before any response (request messages outgrew the retry buffer)."""
+        return False
 
     async def _stream(self) -> AsyncIterator[Any]:
         attempts = self._attempts or self._new_attempts()
         error: aio.AioRpcError | None = None
         try:
             while True:
-                if error is not None and not await attempts.again(error, not self._retry_allowed()):
+                if error is not None and not await attempts.again(error, self._committed()):
                     raise error
                 call, backend, started = await self._begin(attempts)
                 delivered = False
@@ -461,48 +503,26 @@ class _RequestStreamMixin:
         await self._writer.done_writing()
 
 
-class StreamUnaryCall(_RequestStreamMixin, _Call, aio.StreamUnaryCall[Any, Any]):
+class StreamUnaryCall(_RequestStreamMixin, _UnaryResponse, aio.StreamUnaryCall[Any, Any]):
     def __init__(
         self, router: Router, key: MethodKey, request_iterator: Any, options: CallOptions
     ) -> None:
         _Call.__init__(self, router, key, options)
         self._init_requests(request_iterator)
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task = asyncio.get_running_loop().create_task(self._attempt_until_done(None))
 
     def __await__(self) -> Generator[Any, None, Any]:
         return (yield from self._task.__await__())
 
-    async def _run(self) -> Any:
-        attempts = self._new_attempts()
-        error: aio.AioRpcError | None = None
-        try:
-            while True:
-                if error is not None and not await attempts.again(error, self._log.overflowed):
-                    raise error
-                backend = await attempts.next_backend()
-                attempts.sent(backend)
-                started = time.perf_counter()
-                call = self._start(backend, self._log.replay(), attempts.attempt_timeout())
-                try:
-                    response = await call
-                except aio.AioRpcError as failed:
-                    self._router.record(backend.id, failed.code(), started)
-                    error = failed
-                    continue
-                self._router.record(backend.id, grpc.StatusCode.OK, started)
-                return response
-        finally:
-            self._finish()
+    def _first(self) -> Any:
+        return self._log.replay()
+
+    def _committed(self) -> bool:
+        return self._log.overflowed
 
     def cancel(self) -> bool:
         self._task.cancel()
         return super().cancel()
-
-    async def _settle(self) -> None:
-        with contextlib.suppress(aio.AioRpcError, asyncio.CancelledError):
-            await self._task
-        if self._attempt is None:
-            raise self._router.no_backend_error()
 
 
 class StreamStreamCall(_RequestStreamMixin, _ResponseStream, aio.StreamStreamCall[Any, Any]):
@@ -516,5 +536,5 @@ class StreamStreamCall(_RequestStreamMixin, _ResponseStream, aio.StreamStreamCal
     def _first(self) -> Any:
         return self._log.replay()
 
-    def _retry_allowed(self) -> bool:
-        return not self._log.overflowed
+    def _committed(self) -> bool:
+        return self._log.overflowed

@@ -42,75 +42,47 @@ from lookaside.v1 import load_balancer_pb2 as pb
 
 
 class _MultiCallable:
+    """Makes one call object per call, of the type its subclass names."""
+
     __slots__ = ("_key", "_router")
+    _call_type: type[UnaryUnaryCall | UnaryStreamCall | StreamUnaryCall | StreamStreamCall]
 
     def __init__(self, router: Router, key: MethodKey) -> None:
         self._router = router
         self._key = key
 
-
-class _UnaryUnary(_MultiCallable, aio.UnaryUnaryMultiCallable[Any, Any]):
-    __slots__ = ()
-
     def __call__(
         self,
-        request: Any,
+        request: Any = None,
         timeout: float | None = None,
         metadata: Metadata = None,
         credentials: grpc.CallCredentials | None = None,
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
-    ) -> UnaryUnaryCall:
+    ) -> Any:
+        """``request`` is the request, or for client streaming the request iterator."""
         options = CallOptions(timeout, metadata, credentials, wait_for_ready, compression)
-        return UnaryUnaryCall(self._router, self._key, request, options)
+        return self._call_type(self._router, self._key, request, options)
+
+
+class _UnaryUnary(_MultiCallable, aio.UnaryUnaryMultiCallable[Any, Any]):
+    __slots__ = ()
+    _call_type = UnaryUnaryCall
 
 
 class _UnaryStream(_MultiCallable, aio.UnaryStreamMultiCallable[Any, Any]):
     __slots__ = ()
-
-    def __call__(
-        self,
-        request: Any,
-        timeout: float | None = None,
-        metadata: Metadata = None,
-        credentials: grpc.CallCredentials | None = None,
-        wait_for_ready: bool | None = None,
-        compression: grpc.Compression | None = None,
-    ) -> UnaryStreamCall:
-        options = CallOptions(timeout, metadata, credentials, wait_for_ready, compression)
-        return UnaryStreamCall(self._router, self._key, request, options)
+    _call_type = UnaryStreamCall
 
 
 class _StreamUnary(_MultiCallable, aio.StreamUnaryMultiCallable[Any, Any]):
     __slots__ = ()
-
-    def __call__(
-        self,
-        request_iterator: Any = None,
-        timeout: float | None = None,
-        metadata: Metadata = None,
-        credentials: grpc.CallCredentials | None = None,
-        wait_for_ready: bool | None = None,
-        compression: grpc.Compression | None = None,
-    ) -> StreamUnaryCall:
-        options = CallOptions(timeout, metadata, credentials, wait_for_ready, compression)
-        return StreamUnaryCall(self._router, self._key, request_iterator, options)
+    _call_type = StreamUnaryCall
 
 
 class _StreamStream(_MultiCallable, aio.StreamStreamMultiCallable[Any, Any]):
     __slots__ = ()
-
-    def __call__(
-        self,
-        request_iterator: Any = None,
-        timeout: float | None = None,
-        metadata: Metadata = None,
-        credentials: grpc.CallCredentials | None = None,
-        wait_for_ready: bool | None = None,
-        compression: grpc.Compression | None = None,
-    ) -> StreamStreamCall:
-        options = CallOptions(timeout, metadata, credentials, wait_for_ready, compression)
-        return StreamStreamCall(self._router, self._key, request_iterator, options)
+    _call_type = StreamStreamCall
 
 
 class Channel(aio.Channel):

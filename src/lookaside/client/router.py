@@ -27,6 +27,7 @@ from lookaside.client.retry import RetryPolicies, RetryPolicy
 from lookaside.client.stats import CallStats, ClientStatsReporter
 from lookaside.model import PickRequest
 from lookaside.security import bearer_metadata
+from lookaside.v1 import load_balancer_pb2 as pb
 
 #: Statuses that count against the backend in the stats sent to the LB.
 BACKEND_FAULTS = frozenset(
@@ -59,6 +60,7 @@ class Router:
         self.rng = rng or random.Random()
         self.max_transparent_retries = config.max_transparent_retries
         credentials = config.tls.channel_credentials() if config.tls is not None else None
+        self.credentials = credentials
         metadata = bearer_metadata(config.token)
         self.lb_channel = dial(lb_target, credentials)
         self.pool = BackendPool(credentials, config.channel_options, config.departed_grace)
@@ -83,7 +85,7 @@ class Router:
                 metadata=metadata,
                 rng=self.rng,
                 accept_deltas=config.accept_deltas,
-                on_departed=self.pool.drop,
+                on_departed=self._departed,
                 clock=clock,
             )
             if config.fast_path
@@ -102,6 +104,8 @@ class Router:
             else None
         )
         self._plain_pick = PickRequest(self.client_id)
+        #: Also told which backends left (a blocking channel's own backend channels).
+        self.departure_listeners: list[Callable[[set[str]], None]] = []
         self._started = False
         self._last_lb_error: aio.AioRpcError | None = None
 
@@ -117,6 +121,21 @@ class Router:
 
     def policy_for(self, method: str) -> RetryPolicy | None:
         return self.retry_policies.for_method(method)
+
+    def _departed(self, backend_ids: set[str]) -> None:
+        self.pool.drop(backend_ids)
+        for listener in self.departure_listeners:
+            listener(backend_ids)
+
+    def pick_info_now(self, hash_key: str = "") -> pb.BackendInfo | None:
+        """A local pick as the LB's message (safe from any thread: no channel is opened)."""
+        watcher = self.watcher
+        if watcher is None:
+            return None
+        backend_id = watcher.pick_id(
+            PickRequest(self.client_id, hash_key) if hash_key else self._plain_pick
+        )
+        return None if backend_id is None else watcher.info(backend_id)
 
     def pick_now(self, hash_key: str = "") -> Backend | None:
         """The hot path: a local pick, or None (no set yet: the caller takes :meth:`pick`)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Sequence
 
@@ -27,29 +28,36 @@ FINAL_FLUSH_TIMEOUT = 0.5  # closing a client must not hang on an unreachable LB
 
 
 class CallStats:
-    """Counts since the last drain: backend id -> [finished, failed, latency sum, max]."""
+    """Counts since the last drain: backend id -> [finished, failed, latency sum, max].
 
-    __slots__ = ("_counts", "_since")
+    Thread-safe (a blocking channel records from its callers' threads while the
+    event loop drains), with one uncontended lock per record.
+    """
+
+    __slots__ = ("_counts", "_lock", "_since")
 
     def __init__(self) -> None:
         self._counts: dict[str, list[float]] = {}
         self._since = time.monotonic()
+        self._lock = threading.Lock()
 
     def record(self, backend_id: str, ok: bool, latency_ms: float = 0.0) -> None:
-        counts = self._counts.get(backend_id)
-        if counts is None:
-            counts = self._counts[backend_id] = [0, 0, 0.0, 0.0]
-        counts[0] += 1
-        if not ok:
-            counts[1] += 1
-        counts[2] += latency_ms
-        if latency_ms > counts[3]:
-            counts[3] = latency_ms
+        with self._lock:
+            counts = self._counts.get(backend_id)
+            if counts is None:
+                counts = self._counts[backend_id] = [0, 0, 0.0, 0.0]
+            counts[0] += 1
+            if not ok:
+                counts[1] += 1
+            counts[2] += latency_ms
+            if latency_ms > counts[3]:
+                counts[3] = latency_ms
 
     def drain(self, client_id: str, service: str) -> pb.ClientStats | None:
         """The counts as one message (None when nothing happened), then start afresh."""
         now = time.monotonic()
-        counts, self._counts = self._counts, {}
+        with self._lock:
+            counts, self._counts = self._counts, {}
         interval, self._since = now - self._since, now
         if not counts:
             return None

@@ -1,8 +1,12 @@
 """``lookaside.sync_channel``: the same channel for blocking ``grpc.Channel`` stubs.
 
 There is one implementation: :class:`~lookaside.client.channel.Channel` runs on
-an event loop in a background thread that the sync channel owns, and every
-blocking call hands its work to that loop and waits for the answer. Errors are
+an event loop in a background thread that the sync channel owns, and blocking
+calls hand their work to that loop and wait for the answer. One shortcut keeps
+blocking unary calls as cheap as on a stock channel: their first attempt runs
+in the caller's thread, on a blocking channel to the backend the same local
+picker names; a failed first attempt moves to the loop, where the aio call's
+retry rules go on from there. Errors are
 the same ``grpc.RpcError`` objects (with ``code()``, ``details()`` and
 ``trailing_metadata()``) the async channel raises.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from types import TracebackType
@@ -18,8 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from lookaside.channels import RECONNECT_OPTIONS
+from lookaside.client.backends import MethodKey, target_of
+from lookaside.client.calls import CallOptions, UnaryUnaryCall
 from lookaside.client.channel import Channel, channel
 from lookaside.client.config import ClientConfig
+from lookaside.client.router import Router
+from lookaside.v1 import load_balancer_pb2 as pb
 
 _END = object()
 
@@ -123,7 +133,78 @@ async def _with_call(call: Any) -> tuple[Any, _Outcome]:
     return response, outcome
 
 
-def _aio_kwargs(
+class _SyncMultiCallable:
+    """A blocking multi-callable over the aio one: the same call, run on the loop.
+
+    ``streams_requests``: the first argument is a blocking request iterator,
+    read on a worker thread. ``streams_responses``: the call returns a blocking
+    iterator over the responses; otherwise the response, and ``with_call`` and
+    ``future`` are there as on a stock channel.
+    """
+
+    streams_requests = False
+    streams_responses = False
+
+    def __init__(self, loop: _Loop, target: Any) -> None:
+        self._loop = loop
+        self._target = target
+
+    def _aio_call(self, first: Any, kwargs: dict[str, Any]) -> Any:
+        """Start the aio call (on the loop thread)."""
+        if self.streams_requests:
+            first = _requests(asyncio.get_running_loop(), iter(first))
+        return self._target(first, **kwargs)
+
+    async def _invoke(self, first: Any, kwargs: dict[str, Any]) -> Any:
+        return await self._aio_call(first, kwargs)
+
+    async def _invoke_with_call(self, first: Any, kwargs: dict[str, Any]) -> tuple[Any, Any]:
+        return await _with_call(self._aio_call(first, kwargs))
+
+    async def _open(self, first: Any, kwargs: dict[str, Any]) -> Any:
+        return self._aio_call(first, kwargs)
+
+    def __call__(
+        self,
+        request: Any,
+        timeout: float | None = None,
+        metadata: Any = None,
+        credentials: Any = None,
+        wait_for_ready: bool | None = None,
+        compression: Any = None,
+    ) -> Any:
+        kwargs = _kwargs(timeout, metadata, credentials, wait_for_ready, compression)
+        if self.streams_responses:
+            return _Responses(self._loop, self._loop.run(self._open(request, kwargs)))
+        return self._loop.call(self._invoke, request, kwargs)
+
+    def with_call(
+        self,
+        request: Any,
+        timeout: float | None = None,
+        metadata: Any = None,
+        credentials: Any = None,
+        wait_for_ready: bool | None = None,
+        compression: Any = None,
+    ) -> tuple[Any, Any]:
+        """The response and the finished call (its code, details and metadata)."""
+        kwargs = _kwargs(timeout, metadata, credentials, wait_for_ready, compression)
+        return self._loop.run(self._invoke_with_call(request, kwargs))
+
+    def future(
+        self,
+        request: Any,
+        timeout: float | None = None,
+        metadata: Any = None,
+        credentials: Any = None,
+        wait_for_ready: bool | None = None,
+        compression: Any = None,
+    ) -> Future[Any]:
+        kwargs = _kwargs(timeout, metadata, credentials, wait_for_ready, compression)
+        return self._loop.submit(self._invoke(request, kwargs))
+
+
+def _kwargs(
     timeout: float | None,
     metadata: Any,
     credentials: Any,
@@ -137,54 +218,6 @@ def _aio_kwargs(
         "wait_for_ready": wait_for_ready,
         "compression": compression,
     }
-
-
-class _SyncUnaryUnary(_UnaryUnaryMultiCallable):
-    def __init__(self, loop: _Loop, target: Any) -> None:
-        self._loop = loop
-        self._target = target
-
-    async def _invoke(self, request: Any, kwargs: dict[str, Any]) -> Any:
-        return await self._target(request, **kwargs)
-
-    async def _invoke_with_call(self, request: Any, kwargs: dict[str, Any]) -> tuple[Any, Any]:
-        return await _with_call(self._target(request, **kwargs))
-
-    def __call__(
-        self,
-        request: Any,
-        timeout: float | None = None,
-        metadata: Any = None,
-        credentials: Any = None,
-        wait_for_ready: bool | None = None,
-        compression: Any = None,
-    ) -> Any:
-        kwargs = _aio_kwargs(timeout, metadata, credentials, wait_for_ready, compression)
-        return self._loop.call(self._invoke, request, kwargs)
-
-    def with_call(
-        self,
-        request: Any,
-        timeout: float | None = None,
-        metadata: Any = None,
-        credentials: Any = None,
-        wait_for_ready: bool | None = None,
-        compression: Any = None,
-    ) -> tuple[Any, Any]:
-        kwargs = _aio_kwargs(timeout, metadata, credentials, wait_for_ready, compression)
-        return self._loop.run(self._invoke_with_call(request, kwargs))
-
-    def future(  # type: ignore[override]
-        self,
-        request: Any,
-        timeout: float | None = None,
-        metadata: Any = None,
-        credentials: Any = None,
-        wait_for_ready: bool | None = None,
-        compression: Any = None,
-    ) -> Future[Any]:
-        kwargs = _aio_kwargs(timeout, metadata, credentials, wait_for_ready, compression)
-        return self._loop.submit(self._invoke(request, kwargs))
 
 
 class _Responses:
@@ -238,15 +271,73 @@ async def _requests(loop: asyncio.AbstractEventLoop, requests: Iterator[Any]) ->
         yield item
 
 
-class _SyncUnaryStream(_UnaryStreamMultiCallable):
-    def __init__(self, loop: _Loop, target: Any) -> None:
+class _BlockingBackends:
+    """Blocking channels to the backends, for the first attempt of blocking unary calls.
+
+    Made on first use from the caller's thread; closed (after the channel's
+    ``departed_grace``) when the fast path reports the backend gone.
+    """
+
+    def __init__(self, router: Router, loop: _Loop) -> None:
+        self.router = router
         self._loop = loop
-        self._target = target
+        self._lock = threading.Lock()
+        self._channels: dict[str, tuple[grpc.Channel, dict[MethodKey, Any]]] = {}
+        config = router.config
+        self._options = [*RECONNECT_OPTIONS, *config.channel_options]
+        self._grace = config.departed_grace
+        router.departure_listeners.append(self.drop)
 
-    async def _start(self, request: Any, kwargs: dict[str, Any]) -> Any:
-        return self._target(request, **kwargs)
+    def callable(self, info: pb.BackendInfo, key: MethodKey) -> Any:
+        entry = self._channels.get(info.id)
+        if entry is None:
+            with self._lock:
+                entry = self._channels.get(info.id)
+                if entry is None:
+                    entry = self._channels[info.id] = (self._dial(target_of(info)), {})
+        channel, callables = entry
+        found = callables.get(key)
+        if found is None:
+            found = callables[key] = channel.unary_unary(key[1], key[2], key[3])
+        return found
 
-    def __call__(  # type: ignore[override]
+    def _dial(self, target: str) -> grpc.Channel:
+        credentials = self.router.credentials
+        if credentials is None:
+            return grpc.insecure_channel(target, options=self._options)
+        return grpc.secure_channel(target, credentials, options=self._options)
+
+    def drop(self, backend_ids: set[str]) -> None:
+        """On the loop thread: close departed backends' channels once their calls had time."""
+        with self._lock:
+            gone = [self._channels.pop(i) for i in backend_ids if i in self._channels]
+        for departed, _ in gone:
+            self._loop.loop.call_later(self._grace, departed.close)
+
+    def close(self) -> None:
+        with self._lock:
+            channels, self._channels = list(self._channels.values()), {}
+        for open_channel, _ in channels:
+            open_channel.close()
+
+
+class _SyncUnaryUnary(_SyncMultiCallable, _UnaryUnaryMultiCallable):  # type: ignore[misc]
+    """The hot path: the first attempt runs on a blocking channel in the caller's thread.
+
+    The pick is the fast path's local pick, the outcome goes to the same stats;
+    only when that attempt fails does the call move to the event loop, where the
+    aio call's retry rules take it from its second attempt on. Before the first
+    set, and without the fast path, every call runs on the loop.
+    """
+
+    def __init__(
+        self, loop: _Loop, target: Any, direct: _BlockingBackends | None, key: MethodKey
+    ) -> None:
+        super().__init__(loop, target)
+        self._direct = direct
+        self._key = key
+
+    def __call__(
         self,
         request: Any,
         timeout: float | None = None,
@@ -254,81 +345,46 @@ class _SyncUnaryStream(_UnaryStreamMultiCallable):
         credentials: Any = None,
         wait_for_ready: bool | None = None,
         compression: Any = None,
-    ) -> _Responses:
-        kwargs = _aio_kwargs(timeout, metadata, credentials, wait_for_ready, compression)
-        return _Responses(self._loop, self._loop.run(self._start(request, kwargs)))
-
-
-class _SyncStreamUnary(_StreamUnaryMultiCallable):
-    def __init__(self, loop: _Loop, target: Any) -> None:
-        self._loop = loop
-        self._target = target
-
-    async def _invoke(self, requests: Any, kwargs: dict[str, Any]) -> Any:
-        source = _requests(asyncio.get_running_loop(), iter(requests))
-        return await self._target(source, **kwargs)
-
-    def __call__(
-        self,
-        request_iterator: Any,
-        timeout: float | None = None,
-        metadata: Any = None,
-        credentials: Any = None,
-        wait_for_ready: bool | None = None,
-        compression: Any = None,
     ) -> Any:
-        kwargs = _aio_kwargs(timeout, metadata, credentials, wait_for_ready, compression)
-        return self._loop.run(self._invoke(request_iterator, kwargs))
+        direct = self._direct
+        if direct is not None:
+            options = CallOptions(timeout, metadata, credentials, wait_for_ready, compression)
+            info = direct.router.pick_info_now(options.hash_key)
+            if info is not None:
+                multicallable = direct.callable(info, self._key)
+                started = time.perf_counter()
+                try:
+                    response = multicallable(
+                        request,
+                        timeout=timeout,
+                        metadata=options.metadata,
+                        credentials=credentials,
+                        compression=compression,
+                    )
+                except grpc.RpcError as error:
+                    direct.router.record(info.id, error.code(), started)
+                    return self._loop.call(self._resume, request, options, info.id, error)
+                direct.router.record(info.id, grpc.StatusCode.OK, started)
+                return response
+        return super().__call__(
+            request, timeout, metadata, credentials, wait_for_ready, compression
+        )
 
-    async def _invoke_with_call(self, requests: Any, kwargs: dict[str, Any]) -> tuple[Any, Any]:
-        source = _requests(asyncio.get_running_loop(), iter(requests))
-        return await _with_call(self._target(source, **kwargs))
-
-    def with_call(
-        self,
-        request_iterator: Any,
-        timeout: float | None = None,
-        metadata: Any = None,
-        credentials: Any = None,
-        wait_for_ready: bool | None = None,
-        compression: Any = None,
-    ) -> tuple[Any, Any]:
-        kwargs = _aio_kwargs(timeout, metadata, credentials, wait_for_ready, compression)
-        return self._loop.run(self._invoke_with_call(request_iterator, kwargs))
-
-    def future(  # type: ignore[override]
-        self,
-        request_iterator: Any,
-        timeout: float | None = None,
-        metadata: Any = None,
-        credentials: Any = None,
-        wait_for_ready: bool | None = None,
-        compression: Any = None,
-    ) -> Future[Any]:
-        kwargs = _aio_kwargs(timeout, metadata, credentials, wait_for_ready, compression)
-        return self._loop.submit(self._invoke(request_iterator, kwargs))
+    async def _resume(self, request: Any, options: CallOptions, failed_on: str, error: Any) -> Any:
+        router = self._direct.router  # type: ignore[union-attr]
+        return await UnaryUnaryCall.resume(router, self._key, request, options, failed_on, error)
 
 
-class _SyncStreamStream(_StreamStreamMultiCallable):
-    def __init__(self, loop: _Loop, target: Any) -> None:
-        self._loop = loop
-        self._target = target
+class _SyncUnaryStream(_SyncMultiCallable, _UnaryStreamMultiCallable):
+    streams_responses = True
 
-    async def _start(self, requests: Any, kwargs: dict[str, Any]) -> Any:
-        source = _requests(asyncio.get_running_loop(), iter(requests))
-        return self._target(source, **kwargs)
 
-    def __call__(  # type: ignore[override]
-        self,
-        request_iterator: Any,
-        timeout: float | None = None,
-        metadata: Any = None,
-        credentials: Any = None,
-        wait_for_ready: bool | None = None,
-        compression: Any = None,
-    ) -> _Responses:
-        kwargs = _aio_kwargs(timeout, metadata, credentials, wait_for_ready, compression)
-        return _Responses(self._loop, self._loop.run(self._start(request_iterator, kwargs)))
+class _SyncStreamUnary(_SyncMultiCallable, _StreamUnaryMultiCallable):  # type: ignore[misc]
+    streams_requests = True
+
+
+class _SyncStreamStream(_SyncMultiCallable, _StreamStreamMultiCallable):
+    streams_requests = streams_responses = True
 
 
 class SyncChannel(grpc.Channel):
@@ -337,6 +393,8 @@ class SyncChannel(grpc.Channel):
     def __init__(self, make: Any) -> None:
         self._loop = _Loop()
         self.aio: Channel = self._loop.run(self._make(make))
+        router = self.aio.router
+        self._direct = _BlockingBackends(router, self._loop) if router.watcher is not None else None
         self._closed = False
 
     @staticmethod
@@ -350,8 +408,12 @@ class SyncChannel(grpc.Channel):
         response_deserializer: Any = None,
         _registered_method: bool | None = False,
     ) -> _SyncUnaryUnary:
+        key: MethodKey = ("unary_unary", method, request_serializer, response_deserializer)
         return _SyncUnaryUnary(
-            self._loop, self.aio.unary_unary(method, request_serializer, response_deserializer)
+            self._loop,
+            self.aio.unary_unary(method, request_serializer, response_deserializer),
+            self._direct,
+            key,
         )
 
     def unary_stream(
@@ -404,6 +466,8 @@ class SyncChannel(grpc.Channel):
         if not self._closed:
             self._closed = True
             self._loop.run(self.aio.close())
+            if self._direct is not None:
+                self._direct.close()
             self._loop.stop()
 
     def __enter__(self) -> SyncChannel:
