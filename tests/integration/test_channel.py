@@ -93,6 +93,8 @@ async def test_all_four_call_types_metadata_and_statuses(lb: ServerProcess, tmp_
             await chat.done_writing()
             assert await chat.read() is grpc.aio.EOF
 
+            zipped = stub.Say(pb.EchoRequest(text="g"), compression=grpc.Compression.Gzip)
+            assert (await zipped).text == "g"
             call = stub.Say(pb.EchoRequest(text="m"), metadata=(("x-user", "u1"),), timeout=5)
             assert (await call).text == "m"
             assert await call.code() == grpc.StatusCode.OK
@@ -181,6 +183,9 @@ async def _unary_load_with_a_kill(
             await _until(lambda: ok >= before + 80, 30)
             stop.set()
             await asyncio.gather(*workers)
+            # s2 left the set: its channel is closed and dropped from the pool.
+            await _until(lambda: len(channel.router.pool) == 2, 10)
+            assert {b.id for b in channel.backends()} == {"s1", "s3"}
     finally:
         await fleet.close()
     return ok, failed, errors, concurrency

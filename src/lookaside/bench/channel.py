@@ -65,8 +65,8 @@ class BenchChannelOptions:
 
     servers: int = 3
     concurrency: int = 16  # async tasks, and blocking threads for the sync modes
-    requests: int = 4000  # per run, over all tasks or threads
-    repeat: int = 7
+    requests: int = 1500  # per run, over all tasks or threads
+    repeat: int = 15
     warmup: int = 400
 
 

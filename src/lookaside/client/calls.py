@@ -84,17 +84,22 @@ def _split_hash_key(metadata: Metadata) -> tuple[str, Metadata]:
 
 
 class _Call:
-    """What every call type shares: the current attempt, cancellation, callbacks."""
+    """What every call type shares: the current attempt, cancellation, callbacks.
+
+    The state a call rarely needs starts as class attributes, so that making a
+    call on the hot path sets only what it uses.
+    """
+
+    _attempt: Any = None
+    _attempts: Attempts | None = None
+    _cancelled = False
+    _finished = False
+    _callbacks: tuple[DoneCallback, ...] = ()
 
     def __init__(self, router: Router, key: MethodKey, options: CallOptions) -> None:
         self._router = router
         self._key = key
         self._options = options
-        self._attempt: Any = None
-        self._attempts: Attempts | None = None
-        self._cancelled = False
-        self._finished = False
-        self._callbacks: list[DoneCallback] = []
 
     def _new_attempts(self) -> Attempts:
         attempts = self._attempts = Attempts(
@@ -123,6 +128,7 @@ class _Call:
             self._finished = True
             for callback in self._callbacks:
                 callback(self)
+            self._callbacks = ()
 
     @property
     def attempts(self) -> int:
@@ -165,7 +171,7 @@ class _Call:
         if self.done():
             callback(self)
         else:
-            self._callbacks.append(callback)
+            self._callbacks = (*self._callbacks, callback)
 
     async def _current(self) -> Any:
         """The attempt to ask for metadata and status (once one has started)."""
@@ -225,7 +231,7 @@ class _UnaryResponse(_Call):
                     self._router.record(backend.id, failed.code(), started)
                     error = failed
                     continue
-                self._router.record(backend.id, grpc.StatusCode.OK, started)
+                self._router.record_ok(backend.id, started)
                 return response
         finally:
             self._finish()
@@ -240,14 +246,24 @@ class _UnaryResponse(_Call):
 class UnaryUnaryCall(_UnaryResponse, aio.UnaryUnaryCall[Any, Any]):
     """One request, one response; retried on another backend when the rules allow."""
 
+    _task: asyncio.Task[Any] | None = None
+
     def __init__(self, router: Router, key: MethodKey, request: Any, options: CallOptions) -> None:
-        _Call.__init__(self, router, key, options)
+        # The hot path, spelled out: pick, start the attempt, nothing else.
+        self._router = router
+        self._key = key
+        self._options = options
         self._request = request
-        self._task: asyncio.Task[Any] | None = None
-        self._backend = router.pick_now(options.hash_key)
+        backend = self._backend = router.pick_now(options.hash_key)
         self._started = time.perf_counter()
-        if self._backend is not None:
-            self._start(self._backend, request, options.timeout)
+        if backend is not None:
+            self._attempt = backend.callable(key)(
+                request,
+                timeout=options.timeout,
+                metadata=options.metadata,
+                credentials=options.credentials,
+                compression=options.compression,
+            )
         else:
             self._task = asyncio.get_running_loop().create_task(self._run(None))
 
@@ -261,8 +277,11 @@ class UnaryUnaryCall(_UnaryResponse, aio.UnaryUnaryCall[Any, Any]):
                     self._task = asyncio.get_running_loop().create_task(self._run(error))
             else:
                 if not self._finished:
-                    self._router.record(self._backend.id, grpc.StatusCode.OK, self._started)  # type: ignore[union-attr]
-                    self._finish()
+                    self._router.record_ok(self._backend.id, self._started)  # type: ignore[union-attr]
+                    self._finished = True
+                    if self._callbacks:
+                        self._finished = False
+                        self._finish()
                 return response
         return (yield from self._task.__await__())
 
@@ -374,7 +393,7 @@ class _ResponseStream(_Call):
                         raise
                     error = failed
                     continue
-                self._router.record(backend.id, grpc.StatusCode.OK, started)
+                self._router.record_ok(backend.id, started)
                 return
         finally:
             self._finish()

@@ -83,7 +83,8 @@ class BackendWatcher:
         self._policy: Policy | None = None
         self._policy_name = ""
         self._tracker = PickTracker()
-        self._picker: Picker | None = None
+        #: The local picker (None before the first set); replaced whole on every update.
+        self.picker: Picker | None = None
         self._infos: dict[str, pb.BackendInfo] = {}
         self._version = 0
         self._first_seen: dict[str, float] = {}
@@ -122,7 +123,7 @@ class BackendWatcher:
 
     def pick_id(self, request: PickRequest) -> str | None:
         """The id of a local pick (the hot path), or None as :meth:`pick`."""
-        picker = self._picker
+        picker = self.picker
         if picker is None:
             return None
         endpoint = picker.pick(request)
@@ -133,7 +134,7 @@ class BackendWatcher:
 
     def pick(self, request: PickRequest) -> pb.BackendInfo | None:
         """A local pick, or None before the first update (or when all are excluded)."""
-        picker = self._picker
+        picker = self.picker
         if picker is None:
             return None
         endpoint = picker.pick(request)
@@ -211,7 +212,7 @@ class BackendWatcher:
             self._last_reports.pop(gone, None)
         endpoints = tuple(self._endpoint(info, now) for info in infos.values())
         self._infos = infos
-        self._picker = self._policy.build(Snapshot(endpoints, self._tracker, now))
+        self.picker = self._policy.build(Snapshot(endpoints, self._tracker, now))
         self.ready.set()
         if departed and self._on_departed is not None:
             self._on_departed(departed)

@@ -142,14 +142,17 @@ class Router:
         watcher = self.watcher
         if watcher is None:
             return None
-        backend_id = watcher.pick_id(
+        picker = watcher.picker
+        if picker is None:
+            return None
+        endpoint = picker.pick(
             PickRequest(self.client_id, hash_key) if hash_key else self._plain_pick
         )
-        if backend_id is None:
+        if endpoint is None:
             return None
-        backend = self.pool.by_id(backend_id)
+        backend = self.pool.by_id(endpoint.id)
         if backend is None:
-            info = watcher.info(backend_id)
+            info = watcher.info(endpoint.id)
             return None if info is None else self.pool.get(info)
         return backend
 
@@ -187,6 +190,10 @@ class Router:
     def refused(self, backend_id: str) -> None:
         """A backend refused a connection: do not fall back on it (GetBackend mode)."""
         self.lb_picker.forget(backend_id)
+
+    def record_ok(self, backend_id: str, started: float) -> None:
+        """A successful attempt (the hot path: no status code to look up)."""
+        self.stats.record(backend_id, True, (time.perf_counter() - started) * 1000.0)
 
     def record(self, backend_id: str, code: grpc.StatusCode, started: float) -> None:
         self.stats.record(

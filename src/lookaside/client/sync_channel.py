@@ -364,7 +364,7 @@ class _SyncUnaryUnary(_SyncMultiCallable, _UnaryUnaryMultiCallable):  # type: ig
                 except grpc.RpcError as error:
                     direct.router.record(info.id, error.code(), started)
                     return self._loop.call(self._resume, request, options, info.id, error)
-                direct.router.record(info.id, grpc.StatusCode.OK, started)
+                direct.router.record_ok(info.id, started)
                 return response
         return super().__call__(
             request, timeout, metadata, credentials, wait_for_ready, compression
