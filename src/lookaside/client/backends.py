@@ -122,11 +122,11 @@ class BackendPool:
         self._closing[task] = backend.channel
         task.add_done_callback(self._closing.pop)
 
-    async def close(self) -> None:
-        """Close every channel now, the departed ones still draining included."""
+    async def close(self, grace: float | None = None) -> None:
+        """Close every channel, the departed ones still draining included."""
         channels = [backend.channel for backend in self._backends.values()]
         channels.extend(self._closing.values())
         self._backends.clear()
         for task in list(self._closing):
             task.cancel()
-        await asyncio.gather(*(channel.close(None) for channel in channels))
+        await asyncio.gather(*(channel.close(grace) for channel in channels))

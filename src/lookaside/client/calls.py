@@ -92,6 +92,7 @@ class _Call:
 
     _attempt: Any = None
     _attempts: Attempts | None = None
+    _task: asyncio.Task[Any] | None = None  # the attempts after the first, when there are
     _cancelled = False
     _finished = False
     _callbacks: tuple[DoneCallback, ...] = ()
@@ -162,6 +163,8 @@ class _Call:
         if self.done():
             return False
         self._cancelled = True
+        if self._task is not None:
+            self._task.cancel()
         if self._attempt is not None:
             self._attempt.cancel()
         self._finish()
@@ -245,8 +248,6 @@ class _UnaryResponse(_Call):
 
 class UnaryUnaryCall(_UnaryResponse, aio.UnaryUnaryCall[Any, Any]):
     """One request, one response; retried on another backend when the rules allow."""
-
-    _task: asyncio.Task[Any] | None = None
 
     def __init__(self, router: Router, key: MethodKey, request: Any, options: CallOptions) -> None:
         # The hot path, spelled out: pick, start the attempt, nothing else.
@@ -528,20 +529,18 @@ class StreamUnaryCall(_RequestStreamMixin, _UnaryResponse, aio.StreamUnaryCall[A
     ) -> None:
         _Call.__init__(self, router, key, options)
         self._init_requests(request_iterator)
-        self._task = asyncio.get_running_loop().create_task(self._attempt_until_done(None))
+        self._all = self._task = asyncio.get_running_loop().create_task(
+            self._attempt_until_done(None)
+        )
 
     def __await__(self) -> Generator[Any, None, Any]:
-        return (yield from self._task.__await__())
+        return (yield from self._all.__await__())
 
     def _first(self) -> Any:
         return self._log.replay()
 
     def _committed(self) -> bool:
         return self._log.overflowed
-
-    def cancel(self) -> bool:
-        self._task.cancel()
-        return super().cancel()
 
 
 class StreamStreamCall(_RequestStreamMixin, _ResponseStream, aio.StreamStreamCall[Any, Any]):

@@ -19,6 +19,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -196,9 +197,10 @@ class Channel(aio.Channel):
             await self.router.reporter.flush()
 
     async def close(self, grace: float | None = None) -> None:
+        """Close every channel; calls still running get ``grace`` seconds (None: none)."""
         if not self._closed:
             self._closed = True
-            await self.router.close()
+            await self.router.close(grace)
 
     async def __aenter__(self) -> Channel:
         return self
@@ -235,7 +237,5 @@ def channel(
     if tls is not None:
         overrides["tls"] = tls
     if overrides:
-        from dataclasses import replace
-
         base = replace(base, **overrides)
     return Channel(lb_target, service, base, rng=rng)

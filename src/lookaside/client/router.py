@@ -200,10 +200,10 @@ class Router:
             backend_id, code not in BACKEND_FAULTS, (time.perf_counter() - started) * 1000.0
         )
 
-    async def close(self) -> None:
+    async def close(self, grace: float | None = None) -> None:
         if self.watcher is not None:
             await self.watcher.stop()
         if self.reporter is not None:
             await self.reporter.stop()  # sends what is left
-        await self.pool.close()
+        await self.pool.close(grace)
         await self.lb_channel.close(None)

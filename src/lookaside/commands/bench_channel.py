@@ -81,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
         verdicts[f"{ours}/{baseline}"] = r
         met = r["throughput"] >= GOAL_THROUGHPUT_RATIO and r["p99"] <= GOAL_P99_RATIO
         console.print(
-            f"{ours} / {baseline}: throughput ratio {r['throughput']:.2f} "
-            f"(goal >= {GOAL_THROUGHPUT_RATIO}), p99 ratio {r['p99']:.2f} "
+            f"{ours} / {baseline}: throughput ratio {r['throughput']:.3f} "
+            f"(goal >= {GOAL_THROUGHPUT_RATIO}), p99 ratio {r['p99']:.3f} "
             f"(goal <= {GOAL_P99_RATIO}), p50 ratio {r['p50']:.2f} — "
             + ("goals met" if met else "goals NOT met")
         )
