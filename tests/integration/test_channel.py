@@ -127,6 +127,7 @@ def test_sync_channel_all_four_call_types(lb: ServerProcess, tmp_path: Path) -> 
         on_fleet(fleet.start("s1", "s2"))
         with lookaside.sync_channel(target(lb), SERVICE) as channel:
             assert isinstance(channel, grpc.Channel)
+            grpc.channel_ready_future(channel).result(timeout=10)
             stub = pb_grpc.EchoStub(channel)
             assert stub.Say(pb.EchoRequest(text="hi"), timeout=5).text == "hi"
             channel.wait_for_backends(2)

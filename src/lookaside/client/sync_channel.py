@@ -32,6 +32,7 @@ from lookaside.client.router import Router
 from lookaside.v1 import load_balancer_pb2 as pb
 
 _END = object()
+STATE_POLL_INTERVAL = 0.05  # seconds between looks at the state for subscribers
 
 if TYPE_CHECKING:  # the blocking multi-callables are generic only in the type stubs
     _UnaryUnaryMultiCallable = grpc.UnaryUnaryMultiCallable[Any, Any]
@@ -396,6 +397,7 @@ class SyncChannel(grpc.Channel):
         router = self.aio.router
         self._direct = _BlockingBackends(router, self._loop) if router.watcher is not None else None
         self._closed = False
+        self._subscribers: dict[Any, Future[Any]] = {}
 
     @staticmethod
     async def _make(make: Any) -> Channel:
@@ -450,10 +452,23 @@ class SyncChannel(grpc.Channel):
         )
 
     def subscribe(self, callback: Any, try_to_connect: bool = False) -> None:
-        raise NotImplementedError("subscribe: use wait_for_backends() or the aio channel's state")
+        """Call ``callback(state)`` with the channel's state now and on every change
+        (READY while the fast path holds backends), as ``grpc.channel_ready_future`` needs."""
+        self._subscribers[callback] = self._loop.submit(self._follow(callback, try_to_connect))
 
     def unsubscribe(self, callback: Any) -> None:
-        raise NotImplementedError("unsubscribe")
+        watching = self._subscribers.pop(callback, None)
+        if watching is not None:
+            watching.cancel()
+
+    async def _follow(self, callback: Any, try_to_connect: bool) -> None:
+        last = None
+        while True:
+            state = self.aio.get_state(try_to_connect)
+            if state != last:
+                last = state
+                callback(state)
+            await asyncio.sleep(STATE_POLL_INTERVAL)
 
     def wait_for_backends(self, count: int = 1, timeout: float = 5.0) -> None:
         """Block until the fast path holds at least ``count`` backends."""
@@ -465,6 +480,8 @@ class SyncChannel(grpc.Channel):
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            for watching in self._subscribers.values():
+                watching.cancel()
             self._loop.run(self.aio.close())
             if self._direct is not None:
                 self._direct.close()
