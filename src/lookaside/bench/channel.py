@@ -13,9 +13,14 @@ both alike:
 * ``sync_channel`` — ``lookaside.sync_channel`` from blocking threads;
 * ``grpc_sync`` — a stock blocking channel with ``round_robin``, same threads.
 
+Each repeat also runs a pair *mixed*: every task (or thread) takes the two
+clients in turn, call by call, so both see the very same moments of a shared,
+busy machine; there the throughput ratio is read from the mean latencies
+(Little's law for a closed loop).
+
 Reported per mode: throughput, p50 and p99 latency; and the ratios
-channel / grpc_aio and sync_channel / grpc_sync (goals: throughput >= 0.95,
-p99 <= 1.2).
+channel / grpc_aio and sync_channel / grpc_sync, apart and mixed (goals:
+throughput >= 0.95, p99 <= 1.2).
 """
 
 from __future__ import annotations
@@ -40,11 +45,12 @@ import lookaside
 from lookaside.bench.load import GRPC_ROUND_ROBIN_CONFIG, static_target
 from lookaside.bench.noop_server import METHOD, SERVICE
 from lookaside.client.admin import wait_for_backends
-from lookaside.procs import LISTENING, ServerProcess
+from lookaside.procs import ServerProcess
 from lookaside.v1 import load_balancer_pb2 as pb
 
 MODES = ("channel", "grpc_aio", "sync_channel", "grpc_sync")
 PAIRS = (("channel", "grpc_aio"), ("sync_channel", "grpc_sync"))
+MIXED = "+mixed"  # suffix of the runs where both clients of a pair take turns call by call
 PAYLOAD = b"ping"
 CALL_TIMEOUT = 10.0
 GOAL_THROUGHPUT_RATIO = 0.95
@@ -78,6 +84,7 @@ class ModeRun:
     p50_ms: float
     p99_ms: float
     throughput_rps: float
+    mean_ms: float
 
 
 def _quantile(sorted_ms: Sequence[float], q: float) -> float:
@@ -95,54 +102,59 @@ def _summary(mode: str, latencies: list[float], errors: int, wall: float) -> Mod
         p50_ms=_quantile(ordered, 0.50) * 1e3,
         p99_ms=_quantile(ordered, 0.99) * 1e3,
         throughput_rps=len(latencies) / wall,
+        mean_ms=statistics.fmean(latencies) * 1e3 if latencies else 0.0,
     )
 
 
+Loaded = tuple[list[list[float]], int, float]  # latencies per call, errors, wall seconds
+
+
 async def _async_load(
-    call: Callable[[], Any], concurrency: int, requests: int
-) -> tuple[list[float], int, float]:
-    latencies: list[float] = []
+    calls: Sequence[Callable[[], Any]], concurrency: int, requests: int
+) -> Loaded:
+    """Closed loop: ``concurrency`` tasks; with several calls each task takes them in turn."""
+    latencies: list[list[float]] = [[] for _ in calls]
     errors = 0
     per_task = requests // concurrency
 
-    async def worker() -> None:
+    async def worker(offset: int) -> None:
         nonlocal errors
         clock = time.perf_counter
-        record = latencies.append
-        for _ in range(per_task):
+        for number in range(per_task):
+            which = (offset + number) % len(calls)
             started = clock()
             try:
-                await call()
+                await calls[which]()
             except grpc.RpcError:
                 errors += 1
                 continue
-            record(clock() - started)
+            latencies[which].append(clock() - started)
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(k) for k in range(concurrency)))
     return latencies, errors, time.perf_counter() - started
 
 
-def _thread_load(
-    call: Callable[[], Any], concurrency: int, requests: int
-) -> tuple[list[float], int, float]:
-    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+def _thread_load(calls: Sequence[Callable[[], Any]], concurrency: int, requests: int) -> Loaded:
+    """The same with blocking threads."""
+    latencies: list[list[list[float]]] = [[[] for _ in calls] for _ in range(concurrency)]
     errors = [0] * concurrency
     per_thread = requests // concurrency
     go = threading.Barrier(concurrency + 1)
 
     def worker(index: int) -> None:
         clock = time.perf_counter
-        record = latencies[index].append
+        mine = latencies[index]
         go.wait()
-        for _ in range(per_thread):
+        for number in range(per_thread):
+            which = (index + number) % len(calls)
             started = clock()
             try:
-                call()
+                calls[which]()
             except grpc.RpcError:
                 errors[index] += 1
                 continue
-            record(clock() - started)
+            mine[which].append(clock() - started)
 
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(concurrency)]
     for thread in threads:
@@ -152,7 +164,11 @@ def _thread_load(
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
-    return [x for chunk in latencies for x in chunk], sum(errors), wall
+    merged = [
+        [x for per_thread_lists in latencies for x in per_thread_lists[i]]
+        for i in range(len(calls))
+    ]
+    return merged, sum(errors), wall
 
 
 class _AsyncPair:
@@ -212,16 +228,28 @@ def _bound(multicallable: Any) -> Callable[[], Any]:
     return call
 
 
-async def _run(pair: _Pair, mode: str, options: BenchChannelOptions, requests: int) -> ModeRun:
-    call = pair.calls[mode]
+async def _load(
+    pair: _Pair, modes: Sequence[str], options: BenchChannelOptions, requests: int
+) -> Loaded:
+    calls = [pair.calls[mode] for mode in modes]
     if isinstance(pair, _SyncPair):
         loop = asyncio.get_running_loop()
-        latencies, errors, wall = await loop.run_in_executor(
-            None, _thread_load, call, options.concurrency, requests
-        )
-    else:
-        latencies, errors, wall = await _async_load(call, options.concurrency, requests)
+        return await loop.run_in_executor(None, _thread_load, calls, options.concurrency, requests)
+    return await _async_load(calls, options.concurrency, requests)
+
+
+async def _run(pair: _Pair, mode: str, options: BenchChannelOptions, requests: int) -> ModeRun:
+    (latencies,), errors, wall = await _load(pair, [mode], options, requests)
     return _summary(mode, latencies, errors, wall)
+
+
+async def _run_mixed(pair: _Pair, options: BenchChannelOptions) -> list[ModeRun]:
+    """Both clients at once, every task taking them in turn: the same moment for both."""
+    latencies, errors, wall = await _load(pair, pair.modes, options, options.requests)
+    return [
+        _summary(f"{mode}{MIXED}", mine, errors, wall)
+        for mode, mine in zip(pair.modes, latencies, strict=True)
+    ]
 
 
 def _start_backends(lb_target: str, count: int, log_dir: Path) -> list[Any]:
@@ -271,6 +299,7 @@ async def run_channel_bench(
                 for _ in range(options.repeat):
                     for mode in pair.modes:
                         runs.append(await _run(pair, mode, options, options.requests))
+                    runs.extend(await _run_mixed(pair, options))
             finally:
                 await pair.close()
         return runs
@@ -293,21 +322,33 @@ def medians(runs: Sequence[ModeRun], mode: str) -> dict[str, float]:
 
 
 def ratios(runs: Sequence[ModeRun], mode: str, baseline: str) -> dict[str, float]:
-    """Median over the runs of each run's ratio to the baseline run next to it."""
-    ours = [r for r in runs if r.mode == mode]
-    theirs = [r for r in runs if r.mode == baseline]
-    pairs = list(zip(ours, theirs, strict=True))
+    """Median over the repeats of each run's ratio to the baseline's run next to it.
+
+    ``throughput``/``p99``/``p50``: the separate runs. ``mixed_*``: the runs where
+    both took turns call by call; there a closed loop's throughput is inversely
+    proportional to the mean latency (Little's law), so ``mixed_throughput`` is
+    the baseline's mean latency over ours.
+    """
+
+    def paired(a: str, b: str) -> list[tuple[ModeRun, ModeRun]]:
+        ours = [r for r in runs if r.mode == a]
+        theirs = [r for r in runs if r.mode == b]
+        return list(zip(ours, theirs, strict=True))
+
+    apart, mixed = paired(mode, baseline), paired(mode + MIXED, baseline + MIXED)
     return {
-        "throughput": statistics.median(a.throughput_rps / b.throughput_rps for a, b in pairs),
-        "p99": statistics.median(a.p99_ms / b.p99_ms for a, b in pairs),
-        "p50": statistics.median(a.p50_ms / b.p50_ms for a, b in pairs),
+        "throughput": statistics.median(a.throughput_rps / b.throughput_rps for a, b in apart),
+        "p99": statistics.median(a.p99_ms / b.p99_ms for a, b in apart),
+        "p50": statistics.median(a.p50_ms / b.p50_ms for a, b in apart),
+        "mixed_throughput": statistics.median(b.mean_ms / a.mean_ms for a, b in mixed),
+        "mixed_p99": statistics.median(a.p99_ms / b.p99_ms for a, b in mixed),
     }
 
 
 __all__ = [
     "GOAL_P99_RATIO",
     "GOAL_THROUGHPUT_RATIO",
-    "LISTENING",
+    "MIXED",
     "MODES",
     "PAIRS",
     "BenchChannelOptions",
