@@ -18,7 +18,7 @@ async def take(iterator: AsyncIterator[str], count: int) -> list[str]:
 
 
 async def test_a_retry_replays_what_the_failed_attempt_read_then_goes_on() -> None:
-    log = RequestLog(source("a", "b", "c"))
+    log = RequestLog(source("a", "b", "c"), limit=1024)
     first = log.replay()
     assert await take(first, 2) == ["a", "b"]  # the attempt fails here
     second = log.replay()
@@ -33,7 +33,7 @@ async def test_a_message_pulled_by_a_stale_reader_reaches_the_next_attempt() -> 
         while (item := await queue.get()) != "end":
             yield item
 
-    log = RequestLog(slow())
+    log = RequestLog(slow(), limit=1024)
     stale = log.replay()
     pending = asyncio.ensure_future(stale.__anext__())  # the failed attempt still waits
     await asyncio.sleep(0)

@@ -8,7 +8,7 @@ applies the transparent-retry and retry-policy rules.
 
 Streams: a call is *committed* once a response message reached the caller;
 after that a failure is final (gRFC A6). Request messages of client- and
-bidi-streaming calls are kept (up to ``retry_buffer_bytes``) so a retry can
+bidi-streaming calls are kept (up to ``ClientConfig.retry_buffer_bytes``) so a retry can
 send them again; a call whose requests outgrew that is committed as well.
 """
 
@@ -30,7 +30,6 @@ from lookaside.client.backends import Backend, MethodKey
 if TYPE_CHECKING:
     from lookaside.client.router import Router
 
-RETRY_BUFFER_BYTES = 64 * 1024  # per call: request bytes kept for a retry of a stream
 #: Call metadata naming the request key for hashing policies (``ring_hash``); not sent on.
 HASH_KEY_METADATA = "lookaside-hash-key"
 _DONE = object()
@@ -422,7 +421,7 @@ class RequestLog:
     messages pass ``limit`` bytes the call is committed: nothing more is kept.
     """
 
-    def __init__(self, source: AsyncIterator[Any], limit: int = RETRY_BUFFER_BYTES) -> None:
+    def __init__(self, source: AsyncIterator[Any], limit: int) -> None:
         self._source = source
         self._limit = limit
         self._kept: list[Any] = []
@@ -500,6 +499,7 @@ class _RequestStreamMixin:
 
     _log: RequestLog
     _writer: _Writer | None
+    _router: Router
 
     def _init_requests(self, request_iterator: Any) -> None:
         self._writer = None
@@ -510,7 +510,7 @@ class _RequestStreamMixin:
             source = request_iterator.__aiter__()
         else:
             source = _from_sync(request_iterator)
-        self._log = RequestLog(source)
+        self._log = RequestLog(source, self._router.config.retry_buffer_bytes)
 
     async def write(self, request: Any) -> None:
         if self._writer is None:

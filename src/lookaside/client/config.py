@@ -51,6 +51,9 @@ class ClientConfig:
     #: Retries of a call that failed before a backend saw it (on other backends, within
     #: the deadline); they do not count against a retry policy's ``maxAttempts``.
     max_transparent_retries: int = 4
+    #: Request bytes a client- or bidi-streaming call keeps so that a retry can send them
+    #: again; a call whose requests outgrow it is no longer retried.
+    retry_buffer_bytes: int = 64 * 1024
     #: Send per-backend outcomes and latencies to the LB (ReportClientStats).
     report_stats: bool = True
     #: How often to send them until the LB asks for another interval, seconds.
@@ -76,6 +79,8 @@ class ClientConfig:
             raise ValueError("max_attempts must be at least 1")
         if self.attempt_timeout is not None and self.attempt_timeout <= 0:
             raise ValueError("attempt_timeout must be positive")
+        if self.retry_buffer_bytes < 0:
+            raise ValueError("retry_buffer_bytes must be >= 0")
         if self.max_transparent_retries < 0 or self.max_remembered < 1:
             raise ValueError("max_transparent_retries must be >= 0 and max_remembered >= 1")
         if self.departed_grace < 0:
