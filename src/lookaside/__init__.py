@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "BackendAgent": "lookaside.backend.agent",
     "BlockingLookasideClient": "lookaside.client.lookaside_client",
     "Channel": "lookaside.client.channel",
     "ClientConfig": "lookaside.client.config",
@@ -30,6 +31,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "BackendAgent",
     "BlockingLookasideClient",
     "Channel",
     "ClientConfig",
@@ -45,6 +47,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from lookaside.backend.agent import BackendAgent
     from lookaside.client.channel import Channel, channel
     from lookaside.client.config import ClientConfig
     from lookaside.client.lookaside_client import (
