@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -135,21 +138,62 @@ async def set_serving(
         await servicer.set(name, status)
 
 
+class StartupError(Exception):
+    """A server cannot start for a reason retrying will not heal (the CLI prints one line)."""
+
+
+def join_host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def describe_os_error(error: OSError) -> str:
+    """``address already in use`` rather than ``[Errno 98] Address already in use``."""
+    if isinstance(error, socket.gaierror):
+        return f"cannot resolve the host ({error.strerror})"
+    if error.errno is not None:
+        return os.strerror(error.errno).lower()
+    return str(error)
+
+
+def why_cannot_bind(host: str, port: int) -> str:
+    """gRPC only says "Failed to bind": find out why with a plain socket of our own."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        return describe_os_error(error)
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            try:
+                probe.bind(address)
+            except OSError as error:
+                if error.errno == errno.EACCES:
+                    return "permission denied (ports below 1024 need privileges)"
+                return describe_os_error(error)
+    return "gRPC could not bind it"
+
+
 def bind(
     server: aio.Server,
     host: str,
     port: int,
     credentials: grpc.ServerCredentials | None = None,
 ) -> int:
-    """Listen on host:port (0 = any free port) and return the real port."""
-    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    bound = (
-        server.add_secure_port(target, credentials)
-        if credentials is not None
-        else server.add_insecure_port(target)
-    )
+    """Listen on host:port (0 = any free port) and return the real port.
+
+    Failure is a :class:`StartupError` with one line such as
+    ``cannot listen on 127.0.0.1:50051: address already in use``.
+    """
+    target = join_host_port(host, port)
+    try:
+        bound = (
+            server.add_secure_port(target, credentials)
+            if credentials is not None
+            else server.add_insecure_port(target)
+        )
+    except RuntimeError:  # grpcio >= 1.55 raises "Failed to bind to address ..."
+        bound = 0
     if bound == 0:
-        raise OSError(f"could not listen on {target}")
+        raise StartupError(f"cannot listen on {target}: {why_cannot_bind(host, port)}")
     return bound
 
 

@@ -75,6 +75,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.2,
         help="fast path: least seconds between two updates to a WatchBackends subscriber",
     )
+    defaults = lb_server.LbConfig()
+    parser.add_argument(
+        "--admin-port",
+        type=int,
+        default=defaults.admin_port,
+        help="serve HTTP here: /metrics (Prometheus), /healthz, /readyz and a live status "
+        "page at / (0 = any free port, logged; unset = no admin port)",
+    )
+    parser.add_argument(
+        "--admin-host", default=defaults.admin_host, help="address the admin port listens on"
+    )
     policy_flags.add_policy_arguments(parser)
     add_token_flags(parser, backend=True, client=True)
     add_tls_flags(parser, serves=True, dials=False)
@@ -96,5 +107,7 @@ def run(args: argparse.Namespace) -> int:
         policy_options=policy_flags.policy_options_from_args(args),
         outlier=policy_flags.outlier_config_from_args(args),
         watch_min_gap=args.watch_min_gap,
+        admin_host=args.admin_host,
+        admin_port=args.admin_port,
     )
     return serving.run(lb_server.serve(config))

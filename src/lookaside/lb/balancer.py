@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from lookaside import policies
-from lookaside.errors import NoBackendAvailable
+from lookaside.errors import NoBackendAvailable, NotFound
 from lookaside.lb.outlier import OutlierConfig, OutlierDetector
 from lookaside.lb.registry import Change, Registry
 from lookaside.model import Endpoint, PickRequest
@@ -70,6 +70,8 @@ class Balancer:
         self._services: dict[str, ServiceBalancer] = {}
         self._outliers = OutlierDetector(outlier, clock) if clock else OutlierDetector(outlier)
         self._watchers: list[Callable[[str], None]] = []
+        #: Picks handed out per backend id since it joined (metrics, status page, ListBackends).
+        self.picks: dict[str, int] = {}
         registry.subscribe(self._on_change)
 
     def subscribe(self, watcher: Callable[[str], None]) -> None:
@@ -119,6 +121,7 @@ class Balancer:
             self._outliers.add(service, backend_id)
         elif change is Change.LEFT:
             balancer.tracker.forget(backend_id)
+            self.picks.pop(backend_id, None)
             self._outliers.forget(service, backend_id)
         self._rebuild(service)
 
@@ -149,8 +152,11 @@ class Balancer:
             self._notify(service)
 
     def pick(self, service: str, request: PickRequest) -> Endpoint:
-        """The policy's choice, or :class:`NoBackendAvailable` naming the service."""
+        """The policy's choice, or :class:`NoBackendAvailable` naming the service
+        (:class:`NotFound` when no backend ever registered for it: a typo, not an outage)."""
         balancer = self._services.get(service)
+        if balancer is None:
+            raise NotFound(f"service {service!r} is unknown to this LB: no backend registered for it")
         endpoint = balancer.picker.pick(request) if balancer else None
         if endpoint is None:
             if balancer is not None and request.exclude_ids and self._registry.endpoints(service):
@@ -158,4 +164,5 @@ class Balancer:
                     f"every live backend of service {service!r} was excluded by the request"
                 )
             raise NoBackendAvailable(f"no live backend for service {service!r}")
+        self.picks[endpoint.id] = self.picks.get(endpoint.id, 0) + 1
         return endpoint
