@@ -29,7 +29,8 @@ function sparkline(values) {
                              role: "img", "aria-label": "load over the last minute" });
   if (values.length < 2) return chart;
   const top = Math.max(1, ...values);
-  const step = (width - 2 * pad) / (60 - 1);
+  const slots = Math.max(values.length, 20);  // a young backend's line still reads as a line
+  const step = (width - 2 * pad) / (slots - 1);
   const x0 = width - pad - step * (values.length - 1);
   const points = values.map((v, i) => [x0 + i * step, height - pad - (v / top) * (height - 2 * pad)]);
   const line = points.map(([x, y], i) => `${i ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)}`).join("");
