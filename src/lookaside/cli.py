@@ -39,6 +39,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lookaside.commands.scale_clients",
         "run N concurrent clients (GetBackend, then ComputeTask) and print the figures",
     ),
+    "status": (
+        "lookaside.commands.status",
+        "show the LB's services and backends (state, load, last report, picks)",
+    ),
     "bench": (
         "lookaside.commands.bench",
         "run the seed's scale experiment (or another scenario) and write a report with plots",

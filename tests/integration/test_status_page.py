@@ -112,7 +112,9 @@ async def test_page_shows_the_fleet_live(cluster: Cluster, browser: Browser) -> 
     with LoadRun(cluster.lb_target, concurrency=8, pause=0.002, limit=100_000) as load:
         await asyncio.to_thread(load.wait_ok, 200)
         await expect(page.locator("#total-pps")).not_to_have_text("0.0", timeout=10_000)
-        await expect(row(page, "alpha").locator("svg.spark path.line")).to_have_count(1, timeout=10_000)
+        await expect(row(page, "alpha").locator("svg.spark path.line")).to_have_count(
+            1, timeout=10_000
+        )
 
         # A state change (an ejection) shows up without a reload.
         await eject(cluster.lb_target, "bravo")

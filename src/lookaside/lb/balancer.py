@@ -156,7 +156,9 @@ class Balancer:
         (:class:`NotFound` when no backend ever registered for it: a typo, not an outage)."""
         balancer = self._services.get(service)
         if balancer is None:
-            raise NotFound(f"service {service!r} is unknown to this LB: no backend registered for it")
+            raise NotFound(
+                f"service {service!r} is unknown to this LB: no backend registered for it"
+            )
         endpoint = balancer.picker.pick(request) if balancer else None
         if endpoint is None:
             if balancer is not None and request.exclude_ids and self._registry.endpoints(service):

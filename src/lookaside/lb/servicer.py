@@ -18,8 +18,8 @@ from grpc import aio
 
 from lookaside import convert, validation
 from lookaside.errors import InvalidArgument, ResourceExhausted, ServiceError
-from lookaside.lb.balancer import Balancer
 from lookaside.lb.admin.metrics import LbMetrics
+from lookaside.lb.balancer import Balancer
 from lookaside.lb.grpc_errors import abort_with
 from lookaside.lb.ownership import Owners, peer_ip
 from lookaside.lb.registry import Change, InMemoryRegistry
