@@ -95,6 +95,22 @@ def lb_target(text: str, what: str = "--lb") -> str:
     return ",".join(str(address) for address in lb_addresses(text, what))
 
 
+def check_resolves(text: str, what: str = "--lb") -> None:
+    """Every host in ``text`` resolves now: a name that does not is a typo, not an outage."""
+    for address in lb_addresses(text, what):
+        try:
+            ipaddress.ip_address(address.host)
+            continue
+        except ValueError:
+            pass
+        try:
+            socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as error:
+            raise ValueError(
+                f"{what}: cannot resolve {address.host!r} ({error.strerror})"
+            ) from None
+
+
 def _ip(host: str, port: int) -> str:
     try:
         return str(ipaddress.ip_address(host))

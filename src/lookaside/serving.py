@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 OWN_METHODS_PREFIX = "/lookaside.v1."
@@ -114,14 +114,28 @@ class DecodeErrorInterceptor(_Interceptor):
 HealthServicer = Any
 
 
+#: The current reflection service, which grpcurl asks for first; grpcio-reflection only
+#: ships ``v1alpha``, whose messages are the same on the wire.
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
 def add_health_and_reflection(
     server: aio.Server, service_full_names: Sequence[str]
 ) -> HealthServicer:
-    """Register health (initially NOT_SERVING) and reflection for the given services."""
+    """Register health (initially NOT_SERVING) and reflection (``v1`` and ``v1alpha``)."""
     servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    reflection.enable_server_reflection(
-        (*service_full_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    names = (*service_full_names, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    # One servicer answers both names: v1 is v1alpha under another package name.
+    v1 = reflection.aio.ReflectionServicer(names)  # type: ignore[attr-defined]
+    method = grpc.stream_stream_rpc_method_handler(
+        v1.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": method}),)
     )
     return servicer
 

@@ -76,7 +76,8 @@ def _backend(info: pb.BackendInfo) -> BackendStatus:
     )
 
 
-def _explain(error: aio.AioRpcError, lb_target: str, timeout: float) -> StatusError:
+def describe_lb_error(error: aio.AioRpcError, lb_target: str, timeout: float) -> StatusError:
+    """One line for a failed call to the LB: unreachable, not an LB, or refused."""
     code = error.code()
     details = error.details() or ""
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -124,4 +125,4 @@ async def fetch_status(
                 result.append(ServiceStatus(name, reply.policy, backends))
             return result
         except aio.AioRpcError as error:
-            raise _explain(error, lb_target, timeout) from None
+            raise describe_lb_error(error, lb_target, timeout) from None

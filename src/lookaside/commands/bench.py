@@ -71,8 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scenario",
         default=SEED_SCENARIO,
         choices=SCENARIOS,
-        help="seed = the seed's closed-loop burst; heterogeneous = slow backends, open-loop "
-        "Poisson load; churn = backends SIGKILLed and replaced under load; chaos = backends "
+        help="seed = the original report's closed-loop burst; heterogeneous = slow backends, "
+        "open-loop Poisson load; churn = backends SIGKILLed and replaced under load; "
+        "chaos = backends "
         "and the LB SIGKILLed and restarted, clients with failover",
     )
     parser.add_argument(
