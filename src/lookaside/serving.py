@@ -169,21 +169,27 @@ def describe_os_error(error: OSError) -> str:
     return str(error)
 
 
-def why_cannot_bind(host: str, port: int) -> str:
-    """gRPC only says "Failed to bind": find out why with a plain socket of our own."""
+def why_cannot_bind(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on, or None if it can.
+
+    Asked with a plain socket before gRPC tries, because gRPC's own failure is a
+    C-level log line plus "Failed to bind" with no reason a program can read.
+    ``SO_REUSEADDR`` as gRPC sets it, so a port in TIME_WAIT is not reported taken.
+    """
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as error:
         return describe_os_error(error)
     for family, kind, proto, _, address in infos:
         with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(address)
             except OSError as error:
                 if error.errno == errno.EACCES:
                     return "permission denied (ports below 1024 need privileges)"
                 return describe_os_error(error)
-    return "gRPC could not bind it"
+    return None
 
 
 def bind(
@@ -198,6 +204,9 @@ def bind(
     ``cannot listen on 127.0.0.1:50051: address already in use``.
     """
     target = join_host_port(host, port)
+    reason = why_cannot_bind(host, port)
+    if reason is not None:
+        raise StartupError(f"cannot listen on {target}: {reason}")
     try:
         bound = (
             server.add_secure_port(target, credentials)
@@ -206,8 +215,8 @@ def bind(
         )
     except RuntimeError:  # grpcio >= 1.55 raises "Failed to bind to address ..."
         bound = 0
-    if bound == 0:
-        raise StartupError(f"cannot listen on {target}: {why_cannot_bind(host, port)}")
+    if bound == 0:  # taken between our check and gRPC's bind
+        raise StartupError(f"cannot listen on {target}: gRPC could not bind it")
     return bound
 
 
