@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -71,7 +72,7 @@ class Balancer:
         self._outliers = OutlierDetector(outlier, clock) if clock else OutlierDetector(outlier)
         self._watchers: list[Callable[[str], None]] = []
         #: Picks handed out per backend id since it joined (metrics, status page, ListBackends).
-        self.picks: dict[str, int] = {}
+        self.picks: defaultdict[str, int] = defaultdict(int)
         registry.subscribe(self._on_change)
 
     def subscribe(self, watcher: Callable[[str], None]) -> None:
@@ -166,5 +167,5 @@ class Balancer:
                     f"every live backend of service {service!r} was excluded by the request"
                 )
             raise NoBackendAvailable(f"no live backend for service {service!r}")
-        self.picks[endpoint.id] = self.picks.get(endpoint.id, 0) + 1
+        self.picks[endpoint.id] += 1
         return endpoint
