@@ -29,12 +29,15 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 OWN_METHODS_PREFIX = "/lookaside.v1."
 
+#: Base class and handler type of an aio server interceptor (generic only to the type checker).
 if TYPE_CHECKING:
-    _Interceptor = aio.ServerInterceptor[Any, Any]
-    _Handler = grpc.RpcMethodHandler[Any, Any]
+    ServerInterceptor = aio.ServerInterceptor[Any, Any]
+    RpcHandler = grpc.RpcMethodHandler[Any, Any]
 else:
-    _Interceptor = aio.ServerInterceptor
-    _Handler = grpc.RpcMethodHandler
+    ServerInterceptor = aio.ServerInterceptor
+    RpcHandler = grpc.RpcMethodHandler
+_Interceptor = ServerInterceptor
+_Handler = RpcHandler
 _Context = aio.ServicerContext[Any, Any]
 
 

@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 from grpc import aio
 from prometheus_client import Histogram
 
-GET_BACKEND = "/lookaside.v1.LoadBalancer/GetBackend"
+from lookaside.serving import RpcHandler as _Handler
+from lookaside.serving import ServerInterceptor as _Interceptor
 
-if TYPE_CHECKING:
-    _Interceptor = aio.ServerInterceptor[Any, Any]
-    _Handler = grpc.RpcMethodHandler[Any, Any]
-else:
-    _Interceptor = aio.ServerInterceptor
-    _Handler = grpc.RpcMethodHandler
+GET_BACKEND = "/lookaside.v1.LoadBalancer/GetBackend"
 
 
 class GetBackendTimer(_Interceptor):
