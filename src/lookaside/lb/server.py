@@ -15,7 +15,7 @@ from lookaside import addresses, policies, serving
 from lookaside.lb.admin.app import LbAdmin, StatusPage
 from lookaside.lb.admin.fleet import FleetView
 from lookaside.lb.admin.metrics import LbMetrics
-from lookaside.lb.admin.timing import GetBackendTimer
+from lookaside.lb.admin.timing import time_get_backend
 from lookaside.lb.balancer import Balancer
 from lookaside.lb.outlier import OutlierConfig
 from lookaside.lb.registry import DEFAULT_MAX_BACKENDS, DEFAULT_TTL, InMemoryRegistry
@@ -116,9 +116,8 @@ class LbServer:
         )
         self.service.metrics = self.metrics
         rules = lb_auth_rules(config.tokens)
-        interceptors: list[Any] = [GetBackendTimer(self.metrics.get_backend_seconds)]
-        if rules:
-            interceptors.insert(0, BearerAuthInterceptor(rules))
+        time_get_backend(self.service, self.metrics.get_backend_seconds)
+        interceptors = [BearerAuthInterceptor(rules)] if rules else []
         self._credentials = config.tls.server_credentials()  # reads the PEM files now
         self._server = serving.new_server(config.max_message_bytes, interceptors)
         pb_grpc.add_LoadBalancerServicer_to_server(self.service, self._server)

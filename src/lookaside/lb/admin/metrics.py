@@ -25,10 +25,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from lookaside.lb.admin.timing import CheapHistogram
 from lookaside.lb.balancer import Balancer
 from lookaside.lb.registry import Change, Registry
 from lookaside.model import Endpoint
@@ -176,12 +177,11 @@ class LbMetrics:
             self.load_reports,
             self.watch_pushes,
         )
-        self.get_backend_seconds = Histogram(
+        self.get_backend_seconds = CheapHistogram(
             "lookaside_get_backend_duration_seconds",
-            "Time to answer GetBackend, from request bytes to reply, by status code.",
-            ["code"],
-            buckets=GET_BACKEND_BUCKETS,
-            registry=self.prometheus,
+            "Time to answer GetBackend (parse, validate, pick), by status code.",
+            "code",
+            GET_BACKEND_BUCKETS,
         )
         # Reserved for the xDS server and the etcd store (their code increments these).
         self.xds_streams = Gauge(
@@ -297,6 +297,7 @@ class LbMetrics:
         )
         for counter in self._counters:
             yield counter.collect()
+        yield from self.get_backend_seconds.collect()
 
 
 class _LiveCollector(Collector):
