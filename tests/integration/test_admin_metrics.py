@@ -104,7 +104,7 @@ def test_a_taken_admin_port_is_one_line_and_exit_1(cluster: Cluster) -> None:
             [sys.executable, "-m", "lookaside", "lb", "--port", "0", "--admin-port", str(port)],
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=120,
         )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()

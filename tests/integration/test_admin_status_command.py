@@ -17,7 +17,7 @@ def status(*args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "lookaside", "status", *args],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=120,
     )
 
 

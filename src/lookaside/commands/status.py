@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--interval", type=float, default=1.0, help="seconds between two redraws with --watch"
     )
     parser.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds to wait for each answer of the LB"
+    )
+    parser.add_argument(
         "--json",
         action="store_true",
         help="print JSON for scripts (with --watch: one JSON document per line)",
@@ -78,13 +81,16 @@ def as_json(lb: str, services: Sequence[ServiceStatus]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     lb = addresses.lb_target(args.lb)
-    if args.interval <= 0:
-        raise ValueError(f"--interval: {args.interval} must be above 0")
+    for flag, value in (("--interval", args.interval), ("--timeout", args.timeout)):
+        if value <= 0:
+            raise ValueError(f"{flag}: {value:g} must be above 0 seconds")
     token = AuthTokens.from_args(args).client
     tls = TlsConfig.from_args(args)
     try:
         while True:
-            services = asyncio.run(fetch_status(lb, args.service, token=token, tls=tls))
+            services = asyncio.run(
+                fetch_status(lb, args.service, timeout=args.timeout, token=token, tls=tls)
+            )
             text = as_json(lb, services) + "\n" if args.json else table(services)
             if args.watch and not args.json and sys.stdout.isatty():
                 text = CLEAR + f"lookaside status  {lb}  {time.strftime('%H:%M:%S')}\n\n" + text
