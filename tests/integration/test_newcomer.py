@@ -21,6 +21,8 @@ from grpc_reflection.v1alpha import reflection_pb2
 
 from lookaside import addresses, cli
 from lookaside.procs import ServerProcess
+from lookaside.v1 import load_balancer_pb2 as pb
+from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 from tests.integration.harness import Cluster, wait_until
 
 
@@ -186,6 +188,8 @@ def test_unknown_service_is_not_found_not_unavailable(cluster: Cluster) -> None:
     cluster.start_lb()
     cluster.start_backend("b1")
     cluster.wait_registered({"b1"})
+    wait_until(lambda: get_backend_code(cluster.lb_target, "nosuch") == grpc.StatusCode.NOT_FOUND,
+               15, "the LB to be up a whole TTL")  # fmt: skip
     line = one_line(lookaside("client", "x", "--lb", cluster.lb_target, "--service", "nosuch"))
     assert "NOT_FOUND" in line and "'nosuch'" in line
     assert "attempts" not in line  # not retried
@@ -194,6 +198,19 @@ def test_unknown_service_is_not_found_not_unavailable(cluster: Cluster) -> None:
     document = json.loads(result.stdout)
     assert document["code"] == "NOT_FOUND"
     assert "nosuch" in document["error"]
+
+
+def get_backend_code(lb_target: str, service: str) -> grpc.StatusCode:
+    async def ask() -> grpc.StatusCode:
+        async with aio.insecure_channel(lb_target) as channel:
+            stub = pb_grpc.LoadBalancerStub(channel)
+            try:
+                await stub.GetBackend(pb.ServerRequest(service_name=service), timeout=5)
+            except aio.AioRpcError as error:
+                return error.code()
+            return grpc.StatusCode.OK
+
+    return asyncio.run(ask())
 
 
 # 8. The demo.

@@ -25,8 +25,13 @@ def add(
     registry.register(Registration(backend_id, "127.0.0.1", port, service, capacity=cap))
 
 
-def test_unknown_service_is_not_found_naming_it() -> None:
-    _, balancer = setup()
+def test_unknown_service_is_not_found_once_the_lb_has_been_up_a_ttl() -> None:
+    now = [100.0]
+    registry = InMemoryRegistry(ttl=5.0, clock=lambda: now[0])
+    balancer = Balancer(registry, "round_robin", clock=lambda: now[0])
+    with pytest.raises(NoBackendAvailable, match="'payments'"):  # its backends may be on the way
+        balancer.pick("payments", PickRequest())
+    now[0] += 5.0
     with pytest.raises(NotFound, match="'payments'"):
         balancer.pick("payments", PickRequest())
 

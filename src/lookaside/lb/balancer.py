@@ -73,6 +73,7 @@ class Balancer:
         self._watchers: list[Callable[[str], None]] = []
         #: Picks handed out per backend id since it joined (metrics, status page, ListBackends).
         self.picks: defaultdict[str, int] = defaultdict(int)
+        self._started = self._now()
         registry.subscribe(self._on_change)
 
     def subscribe(self, watcher: Callable[[str], None]) -> None:
@@ -153,10 +154,15 @@ class Balancer:
             self._notify(service)
 
     def pick(self, service: str, request: PickRequest) -> Endpoint:
-        """The policy's choice, or :class:`NoBackendAvailable` naming the service
-        (:class:`NotFound` when no backend ever registered for it: a typo, not an outage)."""
+        """The policy's choice, or :class:`NoBackendAvailable` naming the service.
+
+        :class:`NotFound` when no backend registered for the service since the LB
+        started, once the LB has been up a whole lease TTL: by then every live
+        backend has registered again (after an LB restart, say), so the name is a
+        typo, not an outage, and retrying will not help.
+        """
         balancer = self._services.get(service)
-        if balancer is None:
+        if balancer is None and self._now() - self._started >= self._registry.ttl:
             raise NotFound(
                 f"service {service!r} is unknown to this LB: no backend registered for it"
             )
