@@ -32,7 +32,7 @@ from prometheus_client.registry import Collector
 from lookaside.lb.admin.timing import CheapHistogram
 from lookaside.lb.balancer import Balancer
 from lookaside.lb.registry import Change, Registry
-from lookaside.model import Endpoint
+from lookaside.model import Endpoint, ServingState
 
 #: Every state a backend can be shown in; the gauge always has all four (0 when none).
 STATES = ("serving", "down", "ejected", "draining")
@@ -66,11 +66,9 @@ def backend_state(endpoint: Endpoint, ejected: frozenset[str]) -> str:
     """The one place that names a backend's state for metrics and the status page."""
     if endpoint.id in ejected:
         return "ejected"
-    serving_state = getattr(endpoint, "serving_state", None)  # reported by newer backends
-    name = str(getattr(serving_state, "name", serving_state) or "").lower()
-    if name == "draining":
+    if endpoint.serving_state is ServingState.DRAINING:
         return "draining"
-    if name in ("not_serving", "down"):
+    if endpoint.serving_state is ServingState.NOT_SERVING:
         return "down"
     return "serving"
 
