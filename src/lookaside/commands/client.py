@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 
 import grpc
 
 from lookaside import addresses
+from lookaside.client.config import LOOKASIDE_CLIENT_DEFAULTS
 from lookaside.client.lookaside_client import BlockingLookasideClient, LookasideError
 from lookaside.errors import not_a_load_balancer
+from lookaside.model import DEFAULT_SERVICE
 from lookaside.security import AuthTokens, TlsConfig, add_tls_flags, add_token_flags
 
 DESCRIPTION = (
@@ -26,9 +29,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="127.0.0.1:50051",
         help="the LB server, HOST[:PORT] (port 50051 if left out)",
     )
-    parser.add_argument("--service", default="compute", help="service to ask for")
+    parser.add_argument("--service", default=DEFAULT_SERVICE, help="service to ask for")
     parser.add_argument(
-        "--timeout", type=float, default=10.0, help="deadline for the whole request, seconds"
+        "--timeout",
+        type=float,
+        default=LOOKASIDE_CLIENT_DEFAULTS.timeout,
+        help="deadline for the whole request, seconds",
+    )
+    parser.add_argument(
+        "--fast-path",
+        action="store_true",
+        help="pick locally from the LB's WatchBackends stream instead of asking GetBackend",
     )
     parser.add_argument(
         "--json",
@@ -53,13 +64,14 @@ def run(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         raise ValueError(f"--timeout: {args.timeout:g} must be above 0 seconds")
     try:
-        with BlockingLookasideClient(
-            lb,
-            args.service,
+        config = replace(
+            LOOKASIDE_CLIENT_DEFAULTS,
             timeout=args.timeout,
+            fast_path=args.fast_path,
             token=AuthTokens.from_args(args).client,
             tls=TlsConfig.from_args(args),
-        ) as client:
+        )
+        with BlockingLookasideClient(lb, args.service, config) as client:
             reply = client.compute(args.text)
     except LookasideError as error:
         message = describe(error, lb)
