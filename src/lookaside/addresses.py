@@ -79,12 +79,15 @@ def host_port(text: str, what: str = "address", default_port: int | None = None)
     return HostPort(host, port_number(port_text, what))
 
 
-def lb_addresses(text: str, what: str = "--lb") -> tuple[HostPort, ...]:
-    """One LB address or several, comma-separated (``a:1,b:2``); a bare host gets port 50051."""
+def lb_addresses(
+    text: str, what: str = "--lb", default_port: int | None = None
+) -> tuple[HostPort, ...]:
+    """One LB address or several, comma-separated (``a:1,b:2``); with ``default_port``,
+    a bare host gets it."""
     parts = [part for part in (p.strip() for p in text.split(",")) if part]
     if not parts:
         raise ValueError(f"{what}: no address given")
-    addresses = tuple(host_port(part, what, DEFAULT_LB_PORT) for part in parts)
+    addresses = tuple(host_port(part, what, default_port) for part in parts)
     if len(set(addresses)) != len(addresses):
         raise ValueError(f"{what}: {text!r} names the same address twice")
     return addresses
@@ -92,7 +95,7 @@ def lb_addresses(text: str, what: str = "--lb") -> tuple[HostPort, ...]:
 
 def lb_target(text: str, what: str = "--lb") -> str:
     """A ``--lb`` value checked and normalised (``127.0.0.1`` -> ``127.0.0.1:50051``)."""
-    return ",".join(str(address) for address in lb_addresses(text, what))
+    return ",".join(str(address) for address in lb_addresses(text, what, DEFAULT_LB_PORT))
 
 
 def check_resolves(text: str, what: str = "--lb") -> None:
