@@ -4,13 +4,20 @@ one line and a non-zero exit."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import signal
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 
+from grpc import aio
 from prometheus_client.parser import text_string_to_metric_families
 
+from lookaside.client.config import LOOKASIDE_CLIENT_DEFAULTS
+from lookaside.v1 import load_balancer_pb2 as pb
+from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 from tests.integration.admin_helpers import admin_url, get
 from tests.integration.harness import Cluster, LoadRun, wait_until
 
@@ -46,7 +53,8 @@ def test_metrics_move_under_traffic(cluster: Cluster) -> None:
 
     with LoadRun(cluster.lb_target, concurrency=4, limit=300) as load:
         load.wait_ok(300)
-    with LoadRun(cluster.lb_target, concurrency=2, limit=100_000, fast_path=True) as fast:
+    fast_path = replace(LOOKASIDE_CLIENT_DEFAULTS, fast_path=True)
+    with LoadRun(cluster.lb_target, concurrency=2, limit=100_000, config=fast_path) as fast:
         fast.wait_ok(50)
         during = scrape(base)
         assert total(during, "lookaside_watch_subscribers") >= 1
@@ -83,15 +91,27 @@ def test_metrics_move_under_traffic(cluster: Cluster) -> None:
         cluster.backends["m3"].signal(signal.SIGCONT)
 
 
+async def get_backend(lb_target: str, service: str) -> None:
+    async with aio.insecure_channel(lb_target) as channel:
+        with contextlib.suppress(aio.AioRpcError):
+            await pb_grpc.LoadBalancerStub(channel).GetBackend(
+                pb.ServerRequest(service_name=service), timeout=5
+            )
+
+
 def test_unknown_service_does_not_add_series(cluster: Cluster) -> None:
     lb = cluster.start_lb("round_robin", "--admin-port", "0")
     base = admin_url(lb)
     cluster.start_backend("u1")
     cluster.wait_registered({"u1"})
     not_found = "lookaside_get_backend_duration_seconds_count"
-    with LoadRun(cluster.lb_target, concurrency=1, limit=500, service="nosuch"):
-        # UNAVAILABLE while the LB is younger than a TTL, then NOT_FOUND.
-        wait_until(lambda: total(scrape(base), not_found, code="NOT_FOUND") > 0, 20, "NOT_FOUND")
+
+    def ask_for_nosuch() -> bool:
+        asyncio.run(get_backend(cluster.lb_target, "nosuch"))
+        return total(scrape(base), not_found, code="NOT_FOUND") > 0
+
+    # UNAVAILABLE while the LB is younger than a TTL, then NOT_FOUND.
+    wait_until(ask_for_nosuch, 20, "NOT_FOUND for the unknown service")
     services = {dict(labels).get("service") for (_, labels) in scrape(base)} - {None}
     assert services == {"compute"}
 
