@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from lookaside import validation
 from lookaside.errors import InvalidArgument
 
+#: The port an LB listens on unless told otherwise; ``--lb HOST`` without a port dials it.
+DEFAULT_LB_PORT = 50051
+
 #: The service config for a channel to several LB replicas (gRFC A62 pick_first).
 REPLICAS_SERVICE_CONFIG = json.dumps(
     {"loadBalancingConfig": [{"pick_first": {"shuffleAddressList": True}}]}
@@ -48,16 +51,23 @@ def port_number(text: str | int, what: str = "port", allow_zero: bool = False) -
     return value
 
 
-def host_port(text: str, what: str = "address") -> HostPort:
-    """``host:port`` or ``[v6]:port``, with the port in 1..65535; ``ValueError`` names ``what``."""
+def host_port(text: str, what: str = "address", default_port: int | None = None) -> HostPort:
+    """``host:port`` or ``[v6]:port``, with the port in 1..65535; ``ValueError`` names ``what``.
+
+    With ``default_port``, a bare ``host`` (or ``[v6]``) gets that port.
+    """
     text = text.strip()
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
+        if sep and not rest and default_port is not None:
+            rest = f":{default_port}"
         if not sep or not rest.startswith(":"):
             raise ValueError(f"{what}: {text!r} is not [IPv6]:PORT")
         port_text = rest[1:]
     else:
         host, sep, port_text = text.rpartition(":")
+        if not sep and default_port is not None and text:
+            host, sep, port_text = text, ":", str(default_port)
         if not sep or not host:
             raise ValueError(f"{what}: {text!r} is not HOST:PORT")
         if ":" in host:
@@ -69,15 +79,39 @@ def host_port(text: str, what: str = "address") -> HostPort:
     return HostPort(host, port_number(port_text, what))
 
 
-def lb_addresses(text: str, what: str = "--lb") -> tuple[HostPort, ...]:
-    """One LB address or several, comma-separated (``a:1,b:2``)."""
+def lb_addresses(
+    text: str, what: str = "--lb", default_port: int | None = None
+) -> tuple[HostPort, ...]:
+    """One LB address or several, comma-separated (``a:1,b:2``); with ``default_port``,
+    a bare host gets it."""
     parts = [part for part in (p.strip() for p in text.split(",")) if part]
     if not parts:
         raise ValueError(f"{what}: no address given")
-    addresses = tuple(host_port(part, what) for part in parts)
+    addresses = tuple(host_port(part, what, default_port) for part in parts)
     if len(set(addresses)) != len(addresses):
         raise ValueError(f"{what}: {text!r} names the same address twice")
     return addresses
+
+
+def lb_target(text: str, what: str = "--lb") -> str:
+    """A ``--lb`` value checked and normalised (``127.0.0.1`` -> ``127.0.0.1:50051``)."""
+    return ",".join(str(address) for address in lb_addresses(text, what, DEFAULT_LB_PORT))
+
+
+def check_resolves(text: str, what: str = "--lb") -> None:
+    """Every host in ``text`` resolves now: a name that does not is a typo, not an outage."""
+    for address in lb_addresses(text, what):
+        try:
+            ipaddress.ip_address(address.host)
+            continue
+        except ValueError:
+            pass
+        try:
+            socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as error:
+            raise ValueError(
+                f"{what}: cannot resolve {address.host!r} ({error.strerror})"
+            ) from None
 
 
 def _ip(host: str, port: int) -> str:

@@ -14,7 +14,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from lookaside import __version__, logs
+from lookaside import __version__, logs, serving
 
 #: name -> (module, one-line help shown by ``lookaside --help``)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -43,6 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lookaside.commands.scale_clients",
         "run N concurrent clients (GetBackend, then ComputeTask) and print the figures",
     ),
+    "status": (
+        "lookaside.commands.status",
+        "show the LB's services and backends (state, load, last report, picks)",
+    ),
     "bench": (
         "lookaside.commands.bench",
         "run the seed's scale experiment (or another scenario) and write a report with plots",
@@ -70,6 +74,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` only when there is something to show: not for empty or
+    unset defaults, switches, or help that already says what the default is."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        empty = action.default is None or action.default is False or action.default in ("", [])
+        if empty or action.default == argparse.SUPPRESS or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; with ``argv``, only the subcommand it names gets its flags loaded."""
     chosen = next((arg for arg in (argv or ()) if not arg.startswith("-")), None)
@@ -93,13 +109,19 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
             name,
             help=help_text,
             description=module.DESCRIPTION,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            formatter_class=DefaultsHelpFormatter,
         )
         command.add_argument(
             "--log-level",
             default="INFO",
             choices=["DEBUG", "INFO", "WARNING", "ERROR"],
             help="how much to log to stderr (DEBUG adds a line per request)",
+        )
+        command.add_argument(
+            "--log-format",
+            default="text",
+            choices=logs.FORMATS,
+            help="text lines, or json: one JSON object per line (event, backend, service, ...)",
         )
         module.add_arguments(command)
         command.set_defaults(run=module.run)
@@ -110,10 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    logs.configure(args.log_level)
+    logs.configure(args.log_level, args.log_format)
     try:
         return int(args.run(args))
     except ValueError as error:  # configuration mistakes: say what, not a traceback
         parser.exit(2, f"lookaside {args.command}: error: {error}\n")
+    except serving.StartupError as error:  # e.g. the port is taken: retrying will not help
+        parser.exit(1, f"lookaside {args.command}: {error}\n")
     except KeyboardInterrupt:
         return 130

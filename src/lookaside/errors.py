@@ -15,6 +15,7 @@ __all__ = [
     "ResourceExhausted",
     "ServiceError",
     "Unauthenticated",
+    "not_a_load_balancer",
 ]
 
 
@@ -68,3 +69,8 @@ class NoBackendAvailable(ServiceError):
     """The service has no live backend (or every one was excluded)."""
 
     status = "UNAVAILABLE"
+
+
+def not_a_load_balancer(target: str) -> str:
+    """What to say when ``target`` answers ``UNIMPLEMENTED`` to LB calls (a backend's port?)."""
+    return f"{target} serves no lookaside.v1.LoadBalancer (is it a backend?)"

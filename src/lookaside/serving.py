@@ -14,24 +14,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 OWN_METHODS_PREFIX = "/lookaside.v1."
 
+#: Base class and handler type of an aio server interceptor (generic only to the type checker).
 if TYPE_CHECKING:
-    _Interceptor = aio.ServerInterceptor[Any, Any]
-    _Handler = grpc.RpcMethodHandler[Any, Any]
+    ServerInterceptor = aio.ServerInterceptor[Any, Any]
+    RpcHandler = grpc.RpcMethodHandler[Any, Any]
 else:
-    _Interceptor = aio.ServerInterceptor
-    _Handler = grpc.RpcMethodHandler
+    ServerInterceptor = aio.ServerInterceptor
+    RpcHandler = grpc.RpcMethodHandler
+_Interceptor = ServerInterceptor
+_Handler = RpcHandler
 _Context = aio.ServicerContext[Any, Any]
 
 
@@ -111,14 +117,28 @@ class DecodeErrorInterceptor(_Interceptor):
 HealthServicer = Any
 
 
+#: The current reflection service, which grpcurl asks for first; grpcio-reflection only
+#: ships ``v1alpha``, whose messages are the same on the wire.
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
 def add_health_and_reflection(
     server: aio.Server, service_full_names: Sequence[str]
 ) -> HealthServicer:
-    """Register health (initially NOT_SERVING) and reflection for the given services."""
+    """Register health (initially NOT_SERVING) and reflection (``v1`` and ``v1alpha``)."""
     servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-    reflection.enable_server_reflection(
-        (*service_full_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    names = (*service_full_names, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    # One servicer answers both names: v1 is v1alpha under another package name.
+    v1 = reflection.aio.ReflectionServicer(names)  # type: ignore[attr-defined]
+    method = grpc.stream_stream_rpc_method_handler(
+        v1.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": method}),)
     )
     return servicer
 
@@ -135,21 +155,71 @@ async def set_serving(
         await servicer.set(name, status)
 
 
+class StartupError(Exception):
+    """A server cannot start for a reason retrying will not heal (the CLI prints one line)."""
+
+
+def join_host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def describe_os_error(error: OSError) -> str:
+    """``address already in use`` rather than ``[Errno 98] Address already in use``."""
+    if isinstance(error, socket.gaierror):
+        return f"cannot resolve the host ({error.strerror})"
+    if error.errno is not None:
+        return os.strerror(error.errno).lower()
+    return str(error)
+
+
+def why_cannot_bind(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on, or None if it can.
+
+    Asked with a plain socket before gRPC tries, because gRPC's own failure is a
+    C-level log line plus "Failed to bind" with no reason a program can read.
+    ``SO_REUSEADDR`` as gRPC sets it, so a port in TIME_WAIT is not reported taken.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        return describe_os_error(error)
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as error:
+                if error.errno == errno.EACCES:
+                    return "permission denied (ports below 1024 need privileges)"
+                return describe_os_error(error)
+    return None
+
+
 def bind(
     server: aio.Server,
     host: str,
     port: int,
     credentials: grpc.ServerCredentials | None = None,
 ) -> int:
-    """Listen on host:port (0 = any free port) and return the real port."""
-    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    bound = (
-        server.add_secure_port(target, credentials)
-        if credentials is not None
-        else server.add_insecure_port(target)
-    )
-    if bound == 0:
-        raise OSError(f"could not listen on {target}")
+    """Listen on host:port (0 = any free port) and return the real port.
+
+    Failure is a :class:`StartupError` with one line such as
+    ``cannot listen on 127.0.0.1:50051: address already in use``.
+    """
+    target = join_host_port(host, port)
+    reason = why_cannot_bind(host, port)
+    if reason is not None:
+        raise StartupError(f"cannot listen on {target}: {reason}")
+    try:
+        bound = (
+            server.add_secure_port(target, credentials)
+            if credentials is not None
+            else server.add_insecure_port(target)
+        )
+    except RuntimeError:  # grpcio >= 1.55 raises "Failed to bind to address ..."
+        bound = 0
+    if bound == 0:  # taken between our check and gRPC's bind
+        raise StartupError(f"cannot listen on {target}: gRPC could not bind it")
     return bound
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from lookaside.errors import NoBackendAvailable
+from lookaside.errors import NoBackendAvailable, NotFound
 from lookaside.lb.balancer import Balancer
 from lookaside.lb.registry import InMemoryRegistry, Registration
 from lookaside.model import LoadMetrics, PickRequest
@@ -25,8 +25,21 @@ def add(
     registry.register(Registration(backend_id, "127.0.0.1", port, service, capacity=cap))
 
 
-def test_no_backend_is_unavailable_naming_the_service() -> None:
-    _, balancer = setup()
+def test_unknown_service_is_not_found_once_the_lb_has_been_up_a_ttl() -> None:
+    now = [100.0]
+    registry = InMemoryRegistry(ttl=5.0, clock=lambda: now[0])
+    balancer = Balancer(registry, "round_robin", clock=lambda: now[0])
+    with pytest.raises(NoBackendAvailable, match="'payments'"):  # its backends may be on the way
+        balancer.pick("payments", PickRequest())
+    now[0] += 5.0
+    with pytest.raises(NotFound, match="'payments'"):
+        balancer.pick("payments", PickRequest())
+
+
+def test_known_service_with_no_live_backend_is_unavailable() -> None:
+    registry, balancer = setup()
+    add(registry, "a", "payments")
+    registry.deregister("a")
     with pytest.raises(NoBackendAvailable, match="'payments'"):
         balancer.pick("payments", PickRequest())
 

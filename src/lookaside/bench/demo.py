@@ -8,6 +8,7 @@ what, and stops everything.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -29,11 +30,15 @@ async def _send(lb_target: str, words: list[str]) -> list[tuple[str, str, str, f
         return rows
 
 
-def run_demo(policy: str = "round_robin", backends: int = 3, requests: int = 9) -> int:
+def run_demo(
+    policy: str = "round_robin", backends: int = 3, requests: int = 9, keep_logs: bool = False
+) -> int:
+    """Run the demo; the log folder is removed afterwards unless asked or the demo failed."""
     console = Console()
     log_dir = Path(tempfile.mkdtemp(prefix="lookaside-demo-"))
     lb = ServerProcess("lb", ["lb", "--port", "0", "--policy", policy], log_dir).start()
     processes = [lb]
+    succeeded = False
     try:
         lb_target = f"127.0.0.1:{lb.wait_listening()}"
         console.print(f"LB ({policy}) listening on [bold]{lb_target}[/]")
@@ -51,9 +56,15 @@ def run_demo(policy: str = "round_robin", backends: int = 3, requests: int = 9) 
             table.add_row(word, result, backend, f"{latency:.1f}")
         console.print(table)
         usage = Counter(backend for _, _, backend, _ in rows)
-        console.print("usage: " + ", ".join(f"{k}={v}" for k, v in sorted(usage.items())))
-        console.print(f"logs: {log_dir}")
+        console.print(
+            "requests per backend: " + ", ".join(f"{k}={v}" for k, v in sorted(usage.items()))
+        )
+        succeeded = True
         return 0
     finally:
         stop_all(processes[1:])  # backends first, so they can deregister
         lb.stop()
+        if succeeded and not keep_logs:
+            shutil.rmtree(log_dir, ignore_errors=True)
+        else:
+            console.print(f"logs: {log_dir}")

@@ -82,36 +82,63 @@ def _bar(
     ax.bar([x], [height], width, yerr=errors, capsize=3, color=colour, label=label)
 
 
+#: The seed's published figures (seconds) beside our bars of the same name.
+SEED_RESPONSE_FIGURES: dict[str, str] = {"avg_ms": "avg_s", "max_ms": "max_s"}
+
+
 def plot_response_times(
     results: BenchResults, out_dir: Path, scenario: str = SEED_SCENARIO
 ) -> Path | None:
-    """Grouped bars of avg/p50/p95/p99/max per policy, one panel per server count."""
+    """The response-time figure (see :func:`response_times_figure`) as a PNG."""
+    figure = response_times_figure(results, scenario)
+    if figure is None:
+        return None
+    return _save(figure, out_dir / f"response_times-{scenario}.png")
+
+
+def response_times_figure(results: BenchResults, scenario: str = SEED_SCENARIO) -> Figure | None:
+    """Grouped bars of avg/p50/p95/p99/max per policy, one panel per server count.
+
+    The axis is logarithmic: ``pick_first`` queues everything on one backend (about
+    12 s at the top) and would squash the other policies' sub-second bars on a
+    linear one. The original report's avg and max are black diamonds on the bars
+    of the same name, as on the throughput plot.
+    """
     cases = results.scenario(scenario)
     if not cases:
         return None
     groups = _server_groups(cases)
-    figure = Figure(figsize=(6.5 * len(groups), 4.5))
+    figure = Figure(figsize=(6.5 * len(groups), 4.8))
     axes = figure.subplots(1, len(groups), squeeze=False)[0]
     width = 0.8 / len(RESPONSE_FIGURES)
     for ax, ((servers, clients), group) in zip(axes, groups.items(), strict=True):
         by_policy = {case.config.policy: case for case in group}
         policies = _policies(group)
+        seed_labelled = False
         for p_index, policy in enumerate(policies):
             agg = by_policy[policy].aggregate()
+            seed = seed_figures(servers, policy, clients)
             for f_index, (name, label) in enumerate(RESPONSE_FIGURES):
                 x = p_index - 0.4 + width * (f_index + 0.5)
                 legend = label if p_index == 0 else "_nolegend_"
                 _bar(ax, x, width, agg.get(name), 1e-3, FIGURE_COLOURS[f_index], legend)
+                seed_field = SEED_RESPONSE_FIGURES.get(name)
+                if seed is not None and seed_field is not None:
+                    mark = "_nolegend_" if seed_labelled else "original report"
+                    seed_labelled = True
+                    ax.plot([x], [getattr(seed, seed_field)], "D", color="black", label=mark)
         best = group[0].config.ideal()
         if best is not None:
             ax.axhline(best.avg_ms / 1000, color="black", linestyle="--", label="ideal avg")
+        ax.set_yscale("log")
         ax.set_xticks(range(len(policies)), policies, rotation=15)
-        ax.set_ylabel("response time (s)")
+        ax.set_ylabel("response time (s, log scale)")
         ax.set_title(f"{servers} backends, {clients} clients")
-        ax.set_ylim(top=ax.get_ylim()[1] * 1.25)  # headroom so the legend hides no bar
-        ax.legend(fontsize="small", loc="upper center", ncols=3)
+        low, high = ax.get_ylim()
+        ax.set_ylim(low / 3, high * 6)  # room below for short bars, above for the legend
+        ax.legend(fontsize="small", loc="upper center", ncols=4)
     figure.suptitle(f"Response time per policy ({scenario})")
-    return _save(figure, out_dir / f"response_times-{scenario}.png")
+    return figure
 
 
 def plot_throughput(
@@ -161,15 +188,38 @@ def plot_throughput(
 def plot_backend_usage(
     results: BenchResults, out_dir: Path, scenario: str = SEED_SCENARIO
 ) -> list[Path]:
-    """One bar chart per run: requests per backend, with the even share as a dashed line."""
+    """One bar chart per run: requests per backend, with the even share as a dashed line
+    and, where the original report ran the same case, its spread (min..max per backend)
+    as a grey band."""
     paths: list[Path] = []
     for case in results.scenario(scenario):
         config = case.config
         for run in case.runs:
+            figure = usage_figure(case, run.repeat)
+            name = f"usage-{scenario}-{config.servers}-{config.policy}-run{run.repeat}.png"
+            paths.append(_save(figure, out_dir / name))
+    return paths
+
+
+def usage_figure(case: CaseResult, repeat: int) -> Figure:
+    """Requests per backend in one run of ``case`` (see :func:`plot_backend_usage`)."""
+    config = case.config
+    seed = seed_figures(config.servers, config.policy, config.clients)
+    for run in case.runs:
+        if run.repeat == repeat:
             usage = run.summary.backend_usage
             figure = Figure(figsize=(max(5.0, 0.45 * len(usage) + 1.5), 3.5))
             ax = figure.add_subplot()
             ax.bar(range(len(usage)), list(usage.values()), color=_colour(config.policy))
+            if seed is not None and seed.usage:
+                counts = [*seed.usage.values(), *([0] * (config.servers - len(seed.usage)))]
+                ax.axhspan(
+                    min(counts),
+                    max(counts),
+                    color="black",
+                    alpha=0.12,
+                    label=f"original report: {min(counts)}..{max(counts)}",
+                )
             if usage:
                 even = run.summary.requests / max(config.servers, 1)
                 ax.axhline(even, color="black", linestyle="--", linewidth=1, label="even share")
@@ -180,9 +230,8 @@ def plot_backend_usage(
                 f"{config.policy}: {config.servers} backends, {config.clients} clients, "
                 f"run {run.repeat}"
             )
-            name = f"usage-{scenario}-{config.servers}-{config.policy}-run{run.repeat}.png"
-            paths.append(_save(figure, out_dir / name))
-    return paths
+            return figure
+    raise ValueError(f"no run {repeat} in this case")
 
 
 def plot_all(results: BenchResults, out_dir: Path) -> list[Path]:

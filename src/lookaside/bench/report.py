@@ -330,7 +330,19 @@ def render_report(results: BenchResults) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_report(results: BenchResults, path: Path) -> Path:
+def plots_section(report_dir: Path, plots: Sequence[Path]) -> list[str]:
+    """The plots embedded in the report (paths relative to it, so the folder can move)."""
+    if not plots:
+        return []
+    lines = ["## Plots", ""]
+    for plot in plots:
+        relative = plot.relative_to(report_dir) if plot.is_relative_to(report_dir) else plot
+        lines += [f"![{plot.stem}]({relative.as_posix()})", ""]
+    return lines
+
+
+def write_report(results: BenchResults, path: Path, plots: Sequence[Path] = ()) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(results), encoding="utf-8")
+    text = render_report(results) + "\n".join(["", *plots_section(path.parent, plots)])
+    path.write_text(text.rstrip() + "\n", encoding="utf-8")
     return path

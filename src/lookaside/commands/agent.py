@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lookaside import serving
+from lookaside import addresses, serving
 from lookaside.backend import sidecar
 from lookaside.security import AuthTokens, TlsConfig, add_tls_flags, add_token_flags
 
@@ -74,8 +74,10 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("lb", "target", "service"):
         if not getattr(args, flag):
             raise ValueError(f"--{flag} is required ({EXAMPLE})")
+    lb = addresses.lb_target(args.lb)  # a bare HOST gets port 50051
+    addresses.check_resolves(lb)  # a name that does not resolve at start is a typo
     config = sidecar.SidecarConfig(
-        lb=args.lb,
+        lb=lb,
         target=args.target,
         service=args.service,
         id=args.id,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from lookaside import serving
+from lookaside import addresses, serving, validation
 from lookaside.backend import server as backend_server
 from lookaside.backend.compute import WorkMode
 from lookaside.backend.load_source import LoadMode
+from lookaside.errors import InvalidArgument
 from lookaside.security import AuthTokens, TlsConfig, add_tls_flags, add_token_flags
 
 DESCRIPTION = (
@@ -21,7 +22,9 @@ DEFAULTS = backend_server.BackendConfig()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lb", default=DEFAULTS.lb, help="the LB server, HOST:PORT")
+    parser.add_argument(
+        "--lb", default=DEFAULTS.lb, help="the LB server, HOST[:PORT] (port 50051 if left out)"
+    )
     parser.add_argument("--host", default=DEFAULTS.host, help="address to listen on")
     parser.add_argument(
         "--port",
@@ -32,7 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--advertise-host", default="", help="address clients should dial (default: --host)"
     )
-    parser.add_argument("--id", default="", help="unique backend id (default: a random one)")
+    parser.add_argument(
+        "--id",
+        default="",
+        help="unique backend id, up to 128 letters, digits and ._:@/+=- (default: a random one)",
+    )
     parser.add_argument(
         "--service", default=DEFAULTS.service, help="service name to register under"
     )
@@ -76,7 +83,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--load",
         choices=[m.value for m in LoadMode],
         default=DEFAULTS.load_mode.value,
-        help="real = (running + queued) / workers; simulated = a random walk as in the seed",
+        help="real = (running + queued) / workers; simulated = a random walk, as the "
+        "backends of the original report (the assignment this project grew from) did",
     )
     parser.add_argument(
         "--drain-seconds",
@@ -94,9 +102,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_tls_flags(parser, serves=True, dials=True)
 
 
+def check_before_listening(args: argparse.Namespace) -> str:
+    """Refuse what retrying cannot heal before listening; returns the normalised --lb."""
+    lb = addresses.lb_target(args.lb)
+    addresses.check_resolves(lb)
+    addresses.port_number(args.port, "--port", allow_zero=True)
+    try:
+        if args.id:
+            validation.backend_id(args.id, "--id")
+        validation.service_name(args.service, "--service")
+        if args.advertise_host:
+            validation.address(args.advertise_host, "--advertise-host")
+    except InvalidArgument as error:
+        raise ValueError(str(error)) from None
+    return lb
+
+
 def run(args: argparse.Namespace) -> int:
     config = backend_server.BackendConfig(
-        lb=args.lb,
+        lb=check_before_listening(args),
         host=args.host,
         port=args.port,
         advertise_host=args.advertise_host,

@@ -71,8 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scenario",
         default=SEED_SCENARIO,
         choices=SCENARIOS,
-        help="seed = the seed's closed-loop burst; heterogeneous = slow backends, open-loop "
-        "Poisson load; churn = backends SIGKILLed and replaced under load; chaos = backends "
+        help="seed = the original report's closed-loop burst; heterogeneous = slow backends, "
+        "open-loop Poisson load; churn = backends SIGKILLed and replaced under load; "
+        "chaos = backends "
         "and the LB SIGKILLed and restarted, clients with failover",
     )
     parser.add_argument(
@@ -250,8 +251,8 @@ def run(args: argparse.Namespace) -> int:
     with RichBenchProgress(cases, console) as progress:
         results = run_bench(options, out_dir, progress)
     results_path = write_results_json(results, out_dir / "results.json")
-    report_path = write_report(results, out_dir / "report.md")
     plots = plot_all(results, out_dir)
+    report_path = write_report(results, out_dir / "report.md", plots)
     for table in summary_tables(results):
         console.print(table)
     console.print(f"results: {results_path}")

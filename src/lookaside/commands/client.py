@@ -7,8 +7,12 @@ import json
 import sys
 from dataclasses import replace
 
+import grpc
+
+from lookaside import addresses
 from lookaside.client.config import LOOKASIDE_CLIENT_DEFAULTS
 from lookaside.client.lookaside_client import BlockingLookasideClient, LookasideError
+from lookaside.errors import not_a_load_balancer
 from lookaside.model import DEFAULT_SERVICE
 from lookaside.security import AuthTokens, TlsConfig, add_tls_flags, add_token_flags
 
@@ -20,7 +24,11 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", metavar="TEXT", help="the string to reverse")
-    parser.add_argument("--lb", default="127.0.0.1:50051", help="the LB server, HOST:PORT")
+    parser.add_argument(
+        "--lb",
+        default="127.0.0.1:50051",
+        help="the LB server, HOST[:PORT] (port 50051 if left out)",
+    )
     parser.add_argument("--service", default=DEFAULT_SERVICE, help="service to ask for")
     parser.add_argument(
         "--timeout",
@@ -36,13 +44,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json",
         action="store_true",
-        help="print one JSON object with result, backend_id and latency_ms",
+        help="print one JSON object with result, backend_id and latency_ms "
+        "(or, on failure, error and code)",
     )
     add_token_flags(parser, client=True)
     add_tls_flags(parser, serves=False, dials=True)
 
 
+def describe(error: LookasideError, lb: str) -> str:
+    """The failure in a newcomer's words where the raw status would mislead."""
+    if error.code == grpc.StatusCode.UNIMPLEMENTED:
+        return not_a_load_balancer(lb)
+    return str(error)
+
+
 def run(args: argparse.Namespace) -> int:
+    lb = addresses.lb_target(args.lb)
+    addresses.check_resolves(lb)
+    if args.timeout <= 0:
+        raise ValueError(f"--timeout: {args.timeout:g} must be above 0 seconds")
     try:
         config = replace(
             LOOKASIDE_CLIENT_DEFAULTS,
@@ -51,10 +71,14 @@ def run(args: argparse.Namespace) -> int:
             token=AuthTokens.from_args(args).client,
             tls=TlsConfig.from_args(args),
         )
-        with BlockingLookasideClient(args.lb, args.service, config) as client:
+        with BlockingLookasideClient(lb, args.service, config) as client:
             reply = client.compute(args.text)
     except LookasideError as error:
-        print(f"lookaside client: {error}", file=sys.stderr)
+        message = describe(error, lb)
+        if args.json:
+            print(json.dumps({"error": message, "code": error.code.name}))
+        else:
+            print(f"lookaside client: {message}", file=sys.stderr)
         return 1
     if args.json:
         print(

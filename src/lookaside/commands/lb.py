@@ -92,6 +92,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=_DEFAULTS.min_report_gap,
         help="least seconds between two reports of one backend while the budget allows more",
     )
+    parser.add_argument(
+        "--admin-port",
+        type=int,
+        default=_DEFAULTS.admin_port,
+        help="serve HTTP here: /metrics (Prometheus), /healthz, /readyz and a live status "
+        "page at / (0 = any free port, logged; unset = no admin port)",
+    )
+    parser.add_argument(
+        "--admin-host", default=_DEFAULTS.admin_host, help="address the admin port listens on"
+    )
     policy_flags.add_policy_arguments(parser)
     add_xds_arguments(parser)
     add_token_flags(parser, backend=True, client=True)
@@ -163,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
         watch_min_gap=args.watch_min_gap,
         report_budget=args.report_budget,
         min_report_gap=args.min_report_gap,
+        admin_host=args.admin_host,
+        admin_port=args.admin_port,
         xds=xds_config_from_args(args),
     )
     return serving.run(lb_server.serve(config))

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from grpc import aio
 from rich.console import Console
 
+from lookaside import addresses
 from lookaside.bench.console import print_run
 from lookaside.bench.scale import run_clients, write_summary_json
+from lookaside.client.fleet_status import describe_lb_error
 
 DESCRIPTION = (
     "Run N concurrent clients against --lb; each asks the LB for a backend (GetBackend) and "
-    "calls it (ComputeTask), the seed's flow, with no retries. Prints avg/min/max/p50/p95/p99 "
+    "calls it (ComputeTask), the flow of the original report's scale test, with no retries. "
+    "Prints avg/min/max/p50/p95/p99 "
     "response time, the LB query and the compute call separately, throughput (completed "
     "requests / wall time of the whole run), errors (a wrong result counts as one) and "
     "requests per backend."
@@ -21,7 +26,11 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--count", type=int, default=100, help="concurrent clients")
-    parser.add_argument("--lb", default="127.0.0.1:50051", help="the LB server, HOST:PORT")
+    parser.add_argument(
+        "--lb",
+        default="127.0.0.1:50051",
+        help="the LB server, HOST[:PORT] (port 50051 if left out)",
+    )
     parser.add_argument(
         "--requests-per-client",
         type=int,
@@ -40,7 +49,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    summary = run_clients(args.lb, args.count, args.requests_per_client, args.service, args.timeout)
+    args.lb = addresses.lb_target(args.lb)
+    addresses.check_resolves(args.lb)
+    if args.timeout <= 0:
+        raise ValueError(f"--timeout: {args.timeout:g} must be above 0 seconds")
+    try:
+        summary = run_clients(
+            args.lb, args.count, args.requests_per_client, args.service, args.timeout
+        )
+    except aio.AioRpcError as error:  # listing the backends failed: say why in one line
+        print(f"lookaside scale-clients: {describe_lb_error(error, args.lb, 2.0)}", file=sys.stderr)
+        return 1
     print_run(Console(), summary, f"scale-clients: {args.count} clients against {args.lb}")
     if args.json is not None:
         write_summary_json(

@@ -6,6 +6,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from lookaside import addresses
 from lookaside.bench.fleet import BackendSpec
 from lookaside.bench.scale import serve_backends
 
@@ -18,7 +19,11 @@ DESCRIPTION = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--count", type=int, default=10, help="backends to start")
-    parser.add_argument("--lb", default="127.0.0.1:50051", help="the LB server, HOST:PORT")
+    parser.add_argument(
+        "--lb",
+        default="127.0.0.1:50051",
+        help="the LB server, HOST[:PORT] (port 50051 if left out)",
+    )
     parser.add_argument(
         "--base-port",
         type=int,
@@ -30,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--work-ms",
         type=float,
         default=500.0,
-        help="simulated work per task (500 ms matches the seed's figures)",
+        help="simulated work per task (500 ms, as in the original report's experiment)",
     )
     parser.add_argument(
         "--work-mode",
@@ -61,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("-n must be at least 1")
     if args.base_port and not 0 < args.base_port <= 65536 - args.count:
         raise ValueError("--base-port + n must stay within 1..65535")
+    args.lb = addresses.lb_target(args.lb)
+    addresses.check_resolves(args.lb)
     template = BackendSpec(
         id="",
         workers=args.workers,

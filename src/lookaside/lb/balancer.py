@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from lookaside import policies
-from lookaside.errors import NoBackendAvailable
+from lookaside.errors import NoBackendAvailable, NotFound
 from lookaside.lb.outlier import OutlierConfig, OutlierDetector
 from lookaside.lb.registry import Change, Registry
 from lookaside.model import Endpoint, PickRequest, ServingState
@@ -118,6 +119,9 @@ class Balancer:
         self._outliers = OutlierDetector(outlier, clock) if clock else OutlierDetector(outlier)
         self._watchers: list[Callable[[str], None]] = []
         self._backend_watchers: list[BackendsWatcher] = []
+        #: Picks handed out per backend id since it joined (metrics, status page, ListBackends).
+        self.picks: defaultdict[str, int] = defaultdict(int)
+        self._started = self._now()
         registry.subscribe(self._on_change)
 
     def subscribe(self, watcher: Callable[[str], None]) -> None:
@@ -187,6 +191,7 @@ class Balancer:
                 balancer.joined(endpoint)
         elif change is Change.LEFT:
             balancer.tracker.forget(backend_id)
+            self.picks.pop(backend_id, None)
             self._outliers.forget(service, backend_id)
             balancer.left(backend_id)
         self._notify(service, (backend_id,))
@@ -222,8 +227,18 @@ class Balancer:
             self._notify(service, self._rebuild(service))
 
     def pick(self, service: str, request: PickRequest) -> Endpoint:
-        """The policy's choice, or :class:`NoBackendAvailable` naming the service."""
+        """The policy's choice, or :class:`NoBackendAvailable` naming the service.
+
+        :class:`NotFound` when no backend registered for the service since the LB
+        started, once the LB has been up a whole lease TTL: by then every live
+        backend has registered again (after an LB restart, say), so the name is a
+        typo, not an outage, and retrying will not help.
+        """
         balancer = self._services.get(service)
+        if balancer is None and self._now() - self._started >= self._registry.ttl:
+            raise NotFound(
+                f"service {service!r} is unknown to this LB: no backend registered for it"
+            )
         endpoint = balancer.current(self._now()).pick(request) if balancer else None
         if endpoint is None:
             if balancer is not None and request.exclude_ids and balancer.live:
@@ -231,4 +246,5 @@ class Balancer:
                     f"every live backend of service {service!r} was excluded by the request"
                 )
             raise NoBackendAvailable(f"no live backend for service {service!r}")
+        self.picks[endpoint.id] += 1
         return endpoint

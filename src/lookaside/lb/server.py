@@ -11,7 +11,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lookaside import policies, serving
+from lookaside import addresses, policies, serving
+from lookaside.lb.admin.app import LbAdmin, StatusPage
+from lookaside.lb.admin.fleet import FleetView
+from lookaside.lb.admin.metrics import LbMetrics
+from lookaside.lb.admin.timing import time_get_backend
 from lookaside.lb.balancer import Balancer
 from lookaside.lb.outlier import OutlierConfig
 from lookaside.lb.registry import DEFAULT_MAX_BACKENDS, DEFAULT_TTL, InMemoryRegistry
@@ -56,9 +60,14 @@ class LbConfig:
     report_budget: float = DEFAULT_REPORT_BUDGET
     #: Least gap between two reports of one backend while the budget does not need more.
     min_report_gap: float = DEFAULT_MIN_REPORT_GAP
+    admin_host: str = "127.0.0.1"  # the admin HTTP port: /metrics, /healthz, /readyz, status page
+    admin_port: int | None = None  # None = no admin port; 0 = any free port (logged)
     xds: XdsConfig = field(default_factory=XdsConfig)  # xDS control plane: weights and damping
 
     def __post_init__(self) -> None:
+        addresses.port_number(self.port, "--port", allow_zero=True)
+        if self.admin_port is not None:
+            addresses.port_number(self.admin_port, "--admin-port", allow_zero=True)
         for name in (self.policy, *self.service_policies.values()):
             if name not in policies.POLICIES:
                 raise ValueError(
@@ -120,6 +129,12 @@ class LbServer:
                 clock,
             ),
         )
+        self.service.clock = clock
+        self.metrics = LbMetrics(
+            self.registry, self.balancer, self.service, config.max_backends, clock
+        )
+        self.service.metrics = self.metrics
+        time_get_backend(self.service, self.metrics.get_backend_seconds)
         self.xds = Publisher(self.balancer, config.xds, clock, services=config.service_policies)
         self.ads = AggregatedDiscoveryService(self.xds)
         self.lrs = LoadReportingService(
@@ -136,14 +151,40 @@ class LbServer:
         self._health = serving.add_health_and_reflection(self._server, [LB_SERVICE])
         self._sweeper: asyncio.Task[None] | None = None
         self.port = 0
+        self._ready = False
+        self.admin: LbAdmin | None = None
+        if config.admin_port is not None:
+            fleet = FleetView(self.registry, self.balancer, clock, self._describe)
+            self.admin = LbAdmin(
+                StatusPage(fleet),
+                self.metrics.prometheus,
+                lambda: self._ready,
+                config.admin_host,
+                config.admin_port,
+            )
+
+    def _describe(self) -> dict[str, Any]:
+        """The LB as the status page names it."""
+        return {
+            "address": serving.join_host_port(self.config.host, self.port),
+            "policy": self.config.policy,
+            "ttl_seconds": self.config.ttl,
+        }
 
     async def start(self) -> int:
         self.port = serving.bind(
             self._server, self.config.host, self.config.port, self._credentials
         )
         await self._server.start()
+        if self.admin is not None:
+            try:
+                await self.admin.start()
+            except serving.StartupError:
+                await self._server.stop(None)
+                raise
         self._sweeper = asyncio.create_task(self._sweep_leases())
         await serving.set_serving(self._health, [LB_SERVICE], True)
+        self._ready = True
         log.info(
             "listening on %s:%d policy=%s ttl=%gs %s",
             self.config.host,
@@ -162,6 +203,7 @@ class LbServer:
             self.balancer.sweep()
             self.service.apply_due_reports()
             for endpoint in self.registry.expire():
+                self.metrics.lease_expired(endpoint.service)
                 log.info(
                     "evicted id=%s service=%s reason=lease expired (ttl %gs)",
                     endpoint.id,
@@ -170,7 +212,10 @@ class LbServer:
                 )
 
     async def stop(self, grace: float = 1.0) -> None:
+        self._ready = False
         await serving.set_serving(self._health, [LB_SERVICE], False)
+        if self.admin is not None:
+            await self.admin.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

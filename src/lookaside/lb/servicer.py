@@ -9,6 +9,7 @@ balancer.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from grpc import aio
 
 from lookaside import convert, validation
 from lookaside.errors import InvalidArgument, ResourceExhausted, ServiceError
+from lookaside.lb.admin.metrics import LbMetrics
 from lookaside.lb.balancer import Balancer
 from lookaside.lb.grpc_errors import abort_with
 from lookaside.lb.ownership import Owners, peer_ip
@@ -40,6 +42,11 @@ MAX_STATS_ENTRIES = 1024
 
 
 class LoadBalancerService(pb_grpc.LoadBalancerServicer):
+    #: Set by the server when metrics are on (see ``lookaside.lb.admin.metrics``).
+    metrics: LbMetrics | None = None
+    #: The registry's clock (report ages in ListBackends); the server sets its own.
+    clock: Callable[[], float] = staticmethod(time.monotonic)
+
     def __init__(
         self,
         registry: InMemoryRegistry,
@@ -69,6 +76,14 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         )
         registry.subscribe(self._forget_budget)
         self._open_watches = 0
+
+    @property
+    def open_streams(self) -> int:
+        return self._open_streams
+
+    @property
+    def open_watches(self) -> int:
+        return self._open_watches
 
     def _forget_stream(self, service: str, backend_id: str, change: Change) -> None:
         # A stream outliving its backend's lease must not mark a later registration down.
@@ -180,8 +195,11 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
             self._open_streams -= 1
             if backend_id is not None and self._stream_owner.get(backend_id) is token:
                 del self._stream_owner[backend_id]
-                if self._registry.mark_down(backend_id) is not None:
+                gone = self._registry.mark_down(backend_id)
+                if gone is not None:
                     log.info("marked down id=%s reason=load stream ended", backend_id)
+                    if self.metrics:
+                        self.metrics.deregistered(gone.service, "stream_ended")
 
     async def GetBackend(self, request: pb.ServerRequest, context: Context) -> pb.BackendInfo:
         try:
@@ -210,6 +228,8 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         except ServiceError as error:
             await abort_with(context, error)
         log.info("deregistered id=%s service=%s", backend_id, endpoint.service)
+        if self.metrics:
+            self.metrics.deregistered(endpoint.service, "deregister")
         return self._ok(f"deregistered {backend_id}")
 
     async def ListBackends(
@@ -220,12 +240,29 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         except ServiceError as error:
             await abort_with(context, error)
         ejected = self._balancer.ejected(service)
+        now = self.clock()
+        backends = []
+        for e in self._registry.endpoints(service):
+            info = convert.endpoint_to_pb(e, e.id in ejected)
+            info.picks = self._balancer.picks.get(e.id, 0)
+            info.report_age_seconds = max(0.0, now - (e.reported_at or e.registered_at))
+            backends.append(info)
         return pb.ListBackendsResponse(
-            backends=[
-                convert.endpoint_to_pb(e, e.id in ejected)
-                for e in self._registry.endpoints(service)
-            ],
-            policy=self._balancer.policy_name(service),
+            backends=backends, policy=self._balancer.policy_name(service)
+        )
+
+    async def ListServices(
+        self, request: pb.ListServicesRequest, context: Context
+    ) -> pb.ListServicesResponse:
+        return pb.ListServicesResponse(
+            services=[
+                pb.ServiceSummary(
+                    name=name,
+                    policy=self._balancer.policy_name(name),
+                    backends=len(self._registry.endpoints(name)),
+                )
+                for name in sorted(self._registry.services())
+            ]
         )
 
     async def WatchBackends(
@@ -255,6 +292,8 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
                 message = self._watch_sets.message(service, sent if request.accept_deltas else None)
                 yield message
                 sent = message.version
+                if self.metrics:
+                    self.metrics.watch_pushed(service)
         finally:
             self._open_watches -= 1
 

@@ -56,7 +56,13 @@ BACKEND_METHODS: Final = tuple(
 
 CLIENT_METHODS: Final = tuple(
     f"/{LB_SERVICE}/{name}"
-    for name in ("GetBackend", "ListBackends", "ReportClientStats", "WatchBackends")
+    for name in (
+        "GetBackend",
+        "ListBackends",
+        "ReportClientStats",
+        "WatchBackends",
+        "ListServices",
+    )
 )
 """Full method names guarded by the client token: selection, listing, client feedback,
 and the fast path's subscription (it reveals backend addresses like GetBackend)."""

@@ -233,7 +233,8 @@ def add_token_flags(
             metavar="PATH",
             help=(
                 "file holding the bearer token for the client RPCs (GetBackend, ListBackends, "
-                "ReportClientStats): the LB requires it, clients send it. "
+                "ListServices, ReportClientStats, WatchBackends): the LB requires it, clients "
+                "send it. "
                 f"Default: ${CLIENT_TOKEN_ENV} if set, else no token."
             ),
         )

@@ -145,6 +145,26 @@ class ListBackendsResponse(_message.Message):
     policy: str
     def __init__(self, backends: _Optional[_Iterable[_Union[BackendInfo, _Mapping]]] = ..., policy: _Optional[str] = ...) -> None: ...
 
+class ListServicesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ServiceSummary(_message.Message):
+    __slots__ = ("name", "policy", "backends")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    BACKENDS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    policy: str
+    backends: int
+    def __init__(self, name: _Optional[str] = ..., policy: _Optional[str] = ..., backends: _Optional[int] = ...) -> None: ...
+
+class ListServicesResponse(_message.Message):
+    __slots__ = ("services",)
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    services: _containers.RepeatedCompositeFieldContainer[ServiceSummary]
+    def __init__(self, services: _Optional[_Iterable[_Union[ServiceSummary, _Mapping]]] = ...) -> None: ...
+
 class BackendCallStats(_message.Message):
     __slots__ = ("backend_id", "calls_finished", "calls_failed", "latency_ms_sum", "latency_ms_max")
     BACKEND_ID_FIELD_NUMBER: _ClassVar[int]

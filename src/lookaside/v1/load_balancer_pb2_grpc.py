@@ -75,6 +75,11 @@ class LoadBalancerStub:
                 request_serializer=lookaside_dot_v1_dot_load__balancer__pb2.WatchRequest.SerializeToString,
                 response_deserializer=lookaside_dot_v1_dot_load__balancer__pb2.BackendSet.FromString,
                 _registered_method=True)
+        self.ListServices = channel.unary_unary(
+                '/lookaside.v1.LoadBalancer/ListServices',
+                request_serializer=lookaside_dot_v1_dot_load__balancer__pb2.ListServicesRequest.SerializeToString,
+                response_deserializer=lookaside_dot_v1_dot_load__balancer__pb2.ListServicesResponse.FromString,
+                _registered_method=True)
 
 
 class LoadBalancerServicer:
@@ -109,8 +114,10 @@ class LoadBalancerServicer:
         """--- additions ---
 
         A long-lived stream of load reports. While it is open the backend is
-        alive; when it breaks the backend is marked down at once. Every report
-        renews the lease. The first report names the backend.
+        alive; when it ends the backend is removed at once: a clean end (the
+        backend half-closes) deregisters it just as Deregister does, and a broken
+        stream marks it down. Every report renews the lease. The first report
+        names the backend.
         The LB may end the stream itself with OK when the pace it wants changed
         (report_interval_seconds, min_report_gap_seconds in the response): the
         backend is not marked down; it renews its registration (RegisterBackend,
@@ -147,6 +154,14 @@ class LoadBalancerServicer:
         locally, taking the LB off the per-request path. The first message is the
         current set; another follows whenever it changes (membership at once, load
         at most every few hundred milliseconds).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListServices(self, request, context):
+        """Every service that has live backends, with its policy and backend count
+        (for `lookaside status` and other operator tools).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -194,6 +209,11 @@ def add_LoadBalancerServicer_to_server(servicer, server):
                     servicer.WatchBackends,
                     request_deserializer=lookaside_dot_v1_dot_load__balancer__pb2.WatchRequest.FromString,
                     response_serializer=lookaside_dot_v1_dot_load__balancer__pb2.BackendSet.SerializeToString,
+            ),
+            'ListServices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListServices,
+                    request_deserializer=lookaside_dot_v1_dot_load__balancer__pb2.ListServicesRequest.FromString,
+                    response_serializer=lookaside_dot_v1_dot_load__balancer__pb2.ListServicesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -413,6 +433,33 @@ class LoadBalancer:
             '/lookaside.v1.LoadBalancer/WatchBackends',
             lookaside_dot_v1_dot_load__balancer__pb2.WatchRequest.SerializeToString,
             lookaside_dot_v1_dot_load__balancer__pb2.BackendSet.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListServices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lookaside.v1.LoadBalancer/ListServices',
+            lookaside_dot_v1_dot_load__balancer__pb2.ListServicesRequest.SerializeToString,
+            lookaside_dot_v1_dot_load__balancer__pb2.ListServicesResponse.FromString,
             options,
             channel_credentials,
             insecure,
