@@ -157,3 +157,46 @@ def test_unsupported_types_are_ignored(caplog: pytest.LogCaptureFixture) -> None
             stream.receive(request("type.googleapis.com/envoy.extensions.Secret", ["x"]))
     assert stream.responses() == []
     assert caplog.text.count("not served") == 1  # once per stream, not once per request
+
+
+def test_pushes_and_nacks_reach_the_lb_metrics_by_type() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from lookaside.lb.xds.ads import type_name
+
+    class Metrics:  # the LbMetrics counters, on their own registry
+        def __init__(self) -> None:
+            from prometheus_client import Counter
+
+            self.registry = CollectorRegistry()
+            self.pushes = Counter("lookaside_xds_pushes", "", ["type"], registry=self.registry)
+            self.nacks = Counter("lookaside_xds_nacks", "", ["type"], registry=self.registry)
+
+        def stream_opened(self) -> None: ...
+        def stream_closed(self) -> None: ...
+        def pushed(self, type_name: str) -> None:
+            self.pushes.labels(type_name).inc()
+
+        def nacked(self, type_name: str) -> None:
+            self.nacks.labels(type_name).inc()
+
+    metrics = Metrics()
+    p = plane()
+    p.join("compute-1", 9001)
+    stream = AdsStream(p.publisher, "test-peer", metrics)
+    stream.receive(request(EDS, ["compute"]))
+    stream.receive(request(LDS, ["compute"]))
+    first = stream.responses()
+    assert sorted(type_name(r.type_url) for r in first) == ["endpoint", "listener"]
+    eds = next(r for r in first if r.type_url == EDS)
+    stream.receive(request(EDS, ["compute"], eds.nonce, "", "refused"))
+    samples = {
+        (s.name, s.labels.get("type")): s.value
+        for family in text_string_to_metric_families(generate_latest(metrics.registry).decode())
+        for s in family.samples
+        if s.name.endswith("_total")
+    }
+    assert samples[("lookaside_xds_pushes_total", "endpoint")] == 1
+    assert samples[("lookaside_xds_pushes_total", "listener")] == 1
+    assert samples[("lookaside_xds_nacks_total", "endpoint")] == 1

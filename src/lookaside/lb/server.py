@@ -136,7 +136,7 @@ class LbServer:
         self.service.metrics = self.metrics
         time_get_backend(self.service, self.metrics.get_backend_seconds)
         self.xds = Publisher(self.balancer, config.xds, clock, services=config.service_policies)
-        self.ads = AggregatedDiscoveryService(self.xds)
+        self.ads = AggregatedDiscoveryService(self.xds, observer=self.metrics)
         self.lrs = LoadReportingService(
             self.balancer.record_client_stats, config.client_stats_interval
         )

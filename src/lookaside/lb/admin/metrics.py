@@ -13,10 +13,10 @@ most ``max_services`` services; past that, services without live backends are
 forgotten first, and if every tracked one is live the newcomer is counted under
 ``service="_other"``.
 
-Reserved for the etcd store and the xDS server (incremented by their code):
-``lookaside_xds_streams`` (gauge), ``lookaside_xds_pushes_total{type}``,
-``lookaside_xds_nacks_total{type}`` and ``lookaside_store_errors_total{operation}``;
-see :attr:`LbMetrics.xds_streams` and friends.
+The xDS server reports through :class:`LbMetrics` as its observer:
+``lookaside_xds_streams`` (gauge), ``lookaside_xds_pushes_total{type}`` and
+``lookaside_xds_nacks_total{type}``. Reserved for the etcd store:
+``lookaside_store_errors_total{operation}``.
 """
 
 from __future__ import annotations
@@ -238,6 +238,20 @@ class LbMetrics:
 
     def watch_pushed(self, service: str) -> None:
         self.watch_pushes.inc(service)
+
+    # --- the xDS server's observer (lookaside.lb.xds.ads.AdsObserver) -----------------
+
+    def stream_opened(self) -> None:
+        self.xds_streams.inc()
+
+    def stream_closed(self) -> None:
+        self.xds_streams.dec()
+
+    def pushed(self, type_name: str) -> None:
+        self.xds_pushes.labels(type_name).inc()
+
+    def nacked(self, type_name: str) -> None:
+        self.xds_nacks.labels(type_name).inc()
 
     # --- read at scrape time ------------------------------------------------------------
 

@@ -28,7 +28,7 @@ import itertools
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from grpc import aio
@@ -60,10 +60,44 @@ class TypeState:
     nack: str = ""  # the client's error detail for the last rejected response
 
 
+class AdsObserver(Protocol):
+    """What the ADS server tells the LB's metrics: streams, pushes and NACKs by type."""
+
+    def stream_opened(self) -> None: ...
+    def stream_closed(self) -> None: ...
+    def pushed(self, type_name: str) -> None: ...
+    def nacked(self, type_name: str) -> None: ...
+
+
+class _Unobserved:
+    def stream_opened(self) -> None:
+        pass
+
+    def stream_closed(self) -> None:
+        pass
+
+    def pushed(self, type_name: str) -> None:
+        pass
+
+    def nacked(self, type_name: str) -> None:
+        pass
+
+
+def type_name(type_url: str) -> str:
+    """``listener``, ``cluster``, ``route`` or ``endpoint`` for a v3 resource type URL."""
+    short = type_url.rsplit(".", 1)[-1]
+    return {"ClusterLoadAssignment": "endpoint", "RouteConfiguration": "route"}.get(
+        short, short.lower()
+    )
+
+
 class AdsStream:
     """One client's ADS stream: subscriptions, nonces, ACKs and NACKs."""
 
-    def __init__(self, publisher: Publisher, peer: str = "") -> None:
+    def __init__(
+        self, publisher: Publisher, peer: str = "", observer: AdsObserver | None = None
+    ) -> None:
+        self.observer: AdsObserver = observer or _Unobserved()
         self.peer = peer
         self.node_id = ""
         self.types: dict[str, TypeState] = {}
@@ -101,6 +135,7 @@ class AdsStream:
     ) -> None:
         if request.HasField("error_detail"):
             state.nack = request.error_detail.message or f"code {request.error_detail.code}"
+            self.observer.nacked(type_name(type_url))
             log.warning(
                 "xds NACK node=%s peer=%s type=%s rejected=%s keeps=%s detail=%s",
                 self.node_id,
@@ -140,6 +175,7 @@ class AdsStream:
             state.must_answer, state.sent = False, sent
             state.nonce = str(next(self._nonces))
             state.sent_version = self._publisher.version(type_url)
+            self.observer.pushed(type_name(type_url))
             due.append(
                 discovery_pb2.DiscoveryResponse(
                     version_info=state.sent_version,
@@ -154,15 +190,17 @@ class AdsStream:
 class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     """``StreamAggregatedResources``: a reader task feeds the stream, the handler writes."""
 
-    def __init__(self, publisher: Publisher) -> None:
+    def __init__(self, publisher: Publisher, observer: AdsObserver | None = None) -> None:
         self._publisher = publisher
+        self._observer: AdsObserver = observer or _Unobserved()
 
     async def StreamAggregatedResources(
         self,
         request_iterator: AsyncIterator[discovery_pb2.DiscoveryRequest],
         context: aio.ServicerContext[Any, Any],
     ) -> None:
-        stream = AdsStream(self._publisher, context.peer())
+        stream = AdsStream(self._publisher, context.peer(), self._observer)
+        self._observer.stream_opened()
         wake = asyncio.Event()
         self._publisher.add_listener(wake.set)
         reader = asyncio.create_task(self._read(request_iterator, stream, wake))
@@ -179,6 +217,7 @@ class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer
             self._publisher.remove_listener(wake.set)
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)  # its error was raised above
+            self._observer.stream_closed()
             log.info("xds stream closed node=%s peer=%s", stream.node_id, stream.peer)
 
     @staticmethod
