@@ -7,6 +7,8 @@ import argparse
 from lookaside import policies, serving
 from lookaside.lb import policy_flags
 from lookaside.lb import server as lb_server
+from lookaside.lb.store import StoreConfig
+from lookaside.lb.store.config import MEMORY, etcd_endpoints
 from lookaside.security import AuthTokens, TlsConfig, add_tls_flags, add_token_flags
 
 DESCRIPTION = (
@@ -75,9 +77,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.2,
         help="fast path: least seconds between two updates to a WatchBackends subscriber",
     )
+    add_store_arguments(parser)
     policy_flags.add_policy_arguments(parser)
     add_token_flags(parser, backend=True, client=True)
     add_tls_flags(parser, serves=True, dials=False)
+
+
+def parse_store(text: str) -> str:
+    if text != MEMORY:
+        try:
+            etcd_endpoints(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = StoreConfig()
+    group = parser.add_argument_group("store (several LB replicas)")
+    group.add_argument(
+        "--store",
+        type=parse_store,
+        default=defaults.url,
+        metavar="memory|etcd://HOST:PORT[,HOST:PORT...]",
+        help="where membership lives: this process only (memory, the default), or etcd, "
+        "shared by every LB replica given the same --store and --store-prefix; list "
+        "every etcd member",
+    )
+    group.add_argument(
+        "--store-prefix",
+        default=defaults.prefix,
+        help=f"etcd key prefix for this LB fleet (default {defaults.prefix})",
+    )
+    group.add_argument(
+        "--load-share-interval",
+        type=float,
+        default=defaults.load_share_interval,
+        help="etcd store: seconds between two batched writes of the loads this replica "
+        "heard; other replicas pick on loads about this old (default "
+        f"{defaults.load_share_interval:g})",
+    )
+
+
+def store_config_from_args(args: argparse.Namespace) -> StoreConfig:
+    return StoreConfig(
+        url=args.store,
+        prefix=args.store_prefix,
+        load_share_interval=args.load_share_interval,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,5 +143,6 @@ def run(args: argparse.Namespace) -> int:
         policy_options=policy_flags.policy_options_from_args(args),
         outlier=policy_flags.outlier_config_from_args(args),
         watch_min_gap=args.watch_min_gap,
+        store=store_config_from_args(args),
     )
     return serving.run(lb_server.serve(config))

@@ -16,6 +16,7 @@ from lookaside.lb.balancer import Balancer
 from lookaside.lb.outlier import OutlierConfig
 from lookaside.lb.registry import DEFAULT_MAX_BACKENDS, DEFAULT_TTL, InMemoryRegistry
 from lookaside.lb.servicer import DEFAULT_MAX_STREAMS, LoadBalancerService
+from lookaside.lb.store import StoreConfig, open_store
 from lookaside.lb.watch_hub import DEFAULT_MIN_GAP as DEFAULT_WATCH_MIN_GAP
 from lookaside.lb.watch_hub import WatchHub
 from lookaside.security import AuthTokens, BearerAuthInterceptor, TlsConfig, lb_auth_rules
@@ -47,6 +48,7 @@ class LbConfig:
     outlier: OutlierConfig = field(default_factory=OutlierConfig)
     client_stats_interval: float = 2.0  # how often clients are asked to send call stats
     watch_min_gap: float = DEFAULT_WATCH_MIN_GAP  # fast path: least time between two updates
+    store: StoreConfig = field(default_factory=StoreConfig)  # memory, or etcd for replicas
 
     def __post_init__(self) -> None:
         for name in (self.policy, *self.service_policies.values()):
@@ -83,6 +85,7 @@ class LbServer:
     ) -> None:
         self.config = config
         self.registry = InMemoryRegistry(config.ttl, clock, config.max_backends)
+        self.store = open_store(config.store, self.registry, clock, rng)
         self.balancer = Balancer(
             self.registry,
             config.policy,
@@ -100,6 +103,7 @@ class LbServer:
             client_stats_sink=self.balancer.record_client_stats,
             client_stats_interval=config.client_stats_interval,
             watch_hub=WatchHub(config.watch_min_gap),
+            store=self.store,
         )
         rules = lb_auth_rules(config.tokens)
         interceptors = [BearerAuthInterceptor(rules)] if rules else []
@@ -111,6 +115,7 @@ class LbServer:
         self.port = 0
 
     async def start(self) -> int:
+        await self.store.start()  # the view is whole before the first pick
         self.port = serving.bind(
             self._server, self.config.host, self.config.port, self._credentials
         )
@@ -118,11 +123,12 @@ class LbServer:
         self._sweeper = asyncio.create_task(self._sweep_leases())
         await serving.set_serving(self._health, [LB_SERVICE], True)
         log.info(
-            "listening on %s:%d policy=%s ttl=%gs %s",
+            "listening on %s:%d policy=%s ttl=%gs store=%s %s",
             self.config.host,
             self.port,
             self.config.policy,
             self.config.ttl,
+            self.store.describe(),
             self.config.describe_security(),
         )
         return self.port
@@ -133,7 +139,7 @@ class LbServer:
         while True:
             await asyncio.sleep(period)
             self.balancer.sweep()
-            for endpoint in self.registry.expire():
+            for endpoint in self.store.expire():
                 log.info(
                     "evicted id=%s service=%s reason=lease expired (ttl %gs)",
                     endpoint.id,
@@ -147,6 +153,9 @@ class LbServer:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        # The store first: streams cut by our own shutdown must not delete the records
+        # of backends that are about to reattach to another replica.
+        await self.store.stop()
         await self._server.stop(grace)
 
 

@@ -2,8 +2,10 @@
 
 It holds no state of its own beyond which load stream currently speaks for
 which backend and which caller address owns which backend id (see
-:mod:`lookaside.lb.ownership`); membership lives in the registry, choices in the
-balancer.
+:mod:`lookaside.lb.ownership`); membership is written through the store
+(:mod:`lookaside.lb.store`) and read from the registry view it feeds, choices
+live in the balancer. A store that cannot be reached makes registrations answer
+``UNAVAILABLE``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from lookaside.lb.balancer import Balancer
 from lookaside.lb.grpc_errors import abort_with
 from lookaside.lb.ownership import Owners, peer_ip
 from lookaside.lb.registry import Change, InMemoryRegistry
+from lookaside.lb.store import MemoryStore, Store
 from lookaside.lb.watch_hub import WatchHub
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
@@ -45,8 +48,10 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         client_stats_sink: ClientStatsSink | None = None,
         client_stats_interval: float = 2.0,
         watch_hub: WatchHub | None = None,
+        store: Store | None = None,
     ) -> None:
         self._registry = registry
+        self._store = store or MemoryStore(registry)
         self._balancer = balancer
         self._report_interval = report_interval
         self._max_streams = max_streams
@@ -80,7 +85,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         try:
             registration = convert.registration_from_pb(request)
             self._owners.check_register(registration.id, caller)
-            created = self._registry.register(registration)
+            created = await self._store.register(registration)
         except ServiceError as error:
             await abort_with(context, error)
         self._owners.claim(registration.id, caller)
@@ -100,7 +105,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         try:
             backend_id, load, metrics = convert.report_from_pb(request)
             self._owners.check_owner(backend_id, peer_ip(context.peer()))
-            self._registry.report(backend_id, load, metrics)
+            self._store.report(backend_id, load, metrics)
         except ServiceError as error:
             await abort_with(context, error)
         return self._ok("load recorded")
@@ -123,14 +128,14 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
                     self._owners.check_owner(reported_id, caller)
                     if backend_id is None:
                         backend_id = reported_id
-                        self._registry.report(backend_id, load, metrics)
+                        self._store.report(backend_id, load, metrics)
                         self._stream_owner[backend_id] = token
                     elif reported_id != backend_id:
                         raise InvalidArgument(
                             "id", f"this stream speaks for {backend_id!r}, not {reported_id!r}"
                         )
                     else:
-                        self._registry.report(backend_id, load, metrics)
+                        self._store.report(backend_id, load, metrics)
                 except ServiceError as error:
                     await abort_with(context, error)
             return self._ok("stream closed")
@@ -138,7 +143,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
             self._open_streams -= 1
             if backend_id is not None and self._stream_owner.get(backend_id) is token:
                 del self._stream_owner[backend_id]
-                if self._registry.mark_down(backend_id) is not None:
+                if self._store.mark_down(backend_id) is not None:
                     log.info("marked down id=%s reason=load stream ended", backend_id)
 
     async def GetBackend(self, request: pb.ServerRequest, context: Context) -> pb.BackendInfo:
@@ -164,7 +169,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         try:
             backend_id = validation.backend_id(request.id)
             self._owners.check_owner(backend_id, peer_ip(context.peer()))
-            endpoint = self._registry.deregister(backend_id)
+            endpoint = await self._store.deregister(backend_id)
         except ServiceError as error:
             await abort_with(context, error)
         log.info("deregistered id=%s service=%s", backend_id, endpoint.service)
