@@ -1,0 +1,88 @@
+"""Several ``lookaside lb`` replicas over one etcd, with backends, as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+
+from lookaside.bench.etcd_cluster import EtcdCluster
+from lookaside.client.admin import list_backends
+from lookaside.procs import ServerProcess, stop_all
+from lookaside.v1 import load_balancer_pb2 as pb
+from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
+from tests.integration.harness import FAST_LEASES, wait_until
+
+
+class Fleet:
+    """LB replicas sharing ``etcd`` and backends registered with them."""
+
+    def __init__(self, etcd: EtcdCluster, log_dir: Path) -> None:
+        self.etcd = etcd
+        self.log_dir = log_dir
+        self.replicas: list[ServerProcess] = []
+        self.backends: dict[str, ServerProcess] = {}
+
+    def start_replicas(self, count: int, *extra: str) -> list[ServerProcess]:
+        started = []
+        for n in range(len(self.replicas), len(self.replicas) + count):
+            args = ["lb", "--port", "0", "--policy", "round_robin", "--store", self.etcd.url]
+            process = ServerProcess(f"lb{n}", [*args, *FAST_LEASES, *extra], self.log_dir)
+            started.append(process.start())
+        for process in started:
+            process.wait_listening()
+        self.replicas.extend(started)
+        return started
+
+    @staticmethod
+    def target(*replicas: ServerProcess) -> str:
+        return ",".join(f"127.0.0.1:{r.port}" for r in replicas)
+
+    @property
+    def all_targets(self) -> str:
+        return self.target(*self.replicas)
+
+    def start_backend(self, backend_id: str, lb: str, work_ms: float = 2) -> ServerProcess:
+        args = ["backend", "--lb", lb, "--id", backend_id, "--work-ms", str(work_ms)]
+        process = ServerProcess(backend_id, [*args, "--report-interval", "0.3"], self.log_dir)
+        process.start().wait_listening()
+        self.backends[backend_id] = process
+        return process
+
+    def live_ids(self, replica: ServerProcess) -> set[str]:
+        reply = asyncio.run(list_backends(self.target(replica)))
+        return {b.id for b in reply.backends}
+
+    def wait_everywhere(self, ids: set[str], timeout: float = 20.0) -> None:
+        for replica in self.replicas:
+            if replica.alive():
+                wait_until(
+                    lambda r=replica: self.live_ids(r) == ids, timeout, f"{ids} at {replica.name}"
+                )
+
+    def register(self, replica: ServerProcess, backend_id: str, port: int) -> pb.RegisterResponse:
+        """One RegisterBackend call, as a backend would make it; raises ``grpc.RpcError``."""
+
+        async def call() -> pb.RegisterResponse:
+            async with grpc.aio.insecure_channel(self.target(replica)) as channel:
+                stub = pb_grpc.LoadBalancerStub(channel)
+                info = pb.BackendInfo(id=backend_id, address="127.0.0.1", port=port)
+                return await stub.RegisterBackend(info, timeout=5)
+
+        return asyncio.run(call())
+
+    def logs(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in self.log_dir.glob("*.log"))
+
+    def stop(self) -> None:
+        stop_all([*self.backends.values(), *self.replicas])
+
+
+def seconds_until(condition: Callable[[], bool], timeout: float, what: str) -> float:
+    """How long until ``condition()`` held (fails the test after ``timeout``)."""
+    start = time.monotonic()
+    wait_until(condition, timeout, what)
+    return time.monotonic() - start
