@@ -53,8 +53,20 @@ class Fleet:
         return process
 
     def live_ids(self, replica: ServerProcess) -> set[str]:
-        reply = asyncio.run(list_backends(self.target(replica)))
-        return {b.id for b in reply.backends}
+        """What ``replica`` lists (a slow answer on a busy machine is retried, not a loss)."""
+        for attempt in range(3):
+            try:
+                reply = asyncio.run(list_backends(self.target(replica), timeout=5))
+            except grpc.aio.AioRpcError as error:
+                retry = error.code() in (
+                    grpc.StatusCode.UNAVAILABLE,
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                )
+                if not retry or attempt == 2 or not replica.alive():
+                    raise
+                continue
+            return {b.id for b in reply.backends}
+        raise AssertionError("unreachable")
 
     def wait_everywhere(self, ids: set[str], timeout: float = 20.0) -> None:
         for replica in self.replicas:

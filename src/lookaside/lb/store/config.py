@@ -26,7 +26,12 @@ class StoreConfig:
     #: Seconds between two batched writes of the loads this replica heard. Other replicas
     #: pick on loads at most about this old; etcd sees replicas / interval such writes a second.
     load_share_interval: float = 0.5
-    timeout: float = 1.0  # seconds one etcd call may take before the store counts as unreachable
+    #: Seconds a write may take, retries included, before it fails as "store unreachable"
+    #: (below the 3 s backends give RegisterBackend, so they hear UNAVAILABLE, not a timeout).
+    timeout: float = 2.0
+    #: Seconds one attempt may take. A request forwarded to a leader that just died hangs
+    #: until then, and the next attempt reaches the newly elected one.
+    attempt_timeout: float = 0.5
     batch_entries: int = 1000  # loads per etcd value (a put stays far below etcd's 1.5 MiB)
 
     def __post_init__(self) -> None:
@@ -34,8 +39,10 @@ class StoreConfig:
             etcd_endpoints(self.url)
         if not self.prefix.startswith("/") or not self.prefix.endswith("/"):
             raise ValueError(f"--store-prefix: {self.prefix!r} must start and end with '/'")
-        if self.load_share_interval <= 0 or self.timeout <= 0 or self.batch_entries < 1:
-            raise ValueError("--load-share-interval and the store timeout must be positive")
+        if min(self.load_share_interval, self.timeout, self.attempt_timeout) <= 0:
+            raise ValueError("--load-share-interval and the store timeouts must be positive")
+        if self.batch_entries < 1:
+            raise ValueError("batch_entries must be >= 1")
 
     @property
     def shared(self) -> bool:

@@ -71,6 +71,10 @@ T = TypeVar("T")
 _ETCD_ERRORS = (aetcd.exceptions.ClientError, aio.AioRpcError, TimeoutError, OSError)
 _MAX_TXN_PUTS = 64  # etcd refuses transactions of more than 128 operations by default
 _RETRY_PAUSE = 0.05  # seconds between two attempts of one call (a member failing over)
+#: Seconds another replica's records outlive the expiry of its lease in this view: etcd
+#: revokes every lease that ran out while it was paused or partitioned, and a replica
+#: still alive puts its records back within moments of etcd answering again.
+LEASE_GRACE = 1.0
 
 
 def _client(config: StoreConfig) -> aetcd.Client:
@@ -81,7 +85,7 @@ def _client(config: StoreConfig) -> aetcd.Client:
     # etcd refuses pings more often than every 5 s (--grpc-keepalive-min-time).
     options["grpc.keepalive_time_ms"] = 10_000
     options["grpc.keepalive_timeout_ms"] = 3_000
-    return aetcd.Client(host=host, port=int(port), timeout=config.timeout, options=options)
+    return aetcd.Client(host=host, port=int(port), timeout=config.attempt_timeout, options=options)
 
 
 class EtcdStore:
@@ -103,7 +107,8 @@ class EtcdStore:
         prefix = config.prefix.encode()
         self._backends = prefix + b"backends/"
         self._loads = prefix + b"loads/"
-        self._replica_key = prefix + b"replicas/" + self.replica_id.encode()
+        self._replicas = prefix + b"replicas/"
+        self._replica_key = self._replicas + self.replica_id.encode()
         self._prefix = prefix
         self._lease_ttl = max(1, math.ceil(view.ttl))  # etcd leases count whole seconds
         self._lease_id = 0
@@ -113,6 +118,11 @@ class EtcdStore:
         self._to_put: set[str] = set()  # held backends whose record etcd must (re)get
         self._to_delete: dict[str, int] = {}  # backend id -> revision of the record to delete
         self._load_chunks = 0  # load values written last time
+        self._replica_leases: dict[str, int] = {}  # replica id -> its lease (from its key)
+        self._lapsed: dict[str, int] = {}  # replica id -> revision its lease ran out at
+        self._just_deleted: dict[str, int] = {}  # backend id -> deletion revision, to settle
+        self._grace: dict[str, float] = {}  # backend id -> when to drop it if not put back
+        self._lease_check = asyncio.Event()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._reachable = True
@@ -136,6 +146,7 @@ class EtcdStore:
     def _answered(self) -> None:
         if not self._reachable:
             self._reachable = True
+            self._lease_check.set()  # did our lease outlive the outage?
             log.info("store reachable again: etcd %s", self.config.url)
 
     async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
@@ -205,7 +216,9 @@ class EtcdStore:
     async def _keepalive_loop(self) -> None:
         period = self._lease_ttl / 3
         while True:
-            await asyncio.sleep(period)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lease_check.wait(), period)
+            self._lease_check.clear()
             try:
                 try:
                     reply = await self._call(lambda: self._client.refresh_lease(self._lease_id))
@@ -238,6 +251,8 @@ class EtcdStore:
                 self._apply_record(backend_id, kv.value, kv.mod_revision, kv.lease)
             elif key.startswith(self._loads):
                 batches.append((key[len(self._loads) :].decode().partition("/")[0], kv.value))
+            elif key.startswith(self._replicas):
+                self._replica_leases[key[len(self._replicas) :].decode()] = kv.lease
         for backend_id in self.view.ids():
             if backend_id not in in_etcd and backend_id not in self._to_delete:
                 self._record_gone(backend_id)
@@ -246,7 +261,13 @@ class EtcdStore:
         self._revision = max(self._revision, listing.header.revision)
 
     async def _watch_loop(self) -> None:
+        """Follow the prefix from the last revision applied, forever.
+
+        A broken stream is resumed at once (the channel moves to another member);
+        only a resume that fails counts as etcd being unreachable, with back-off.
+        """
         backoff = Backoff(cap=2.0, rng=self._rng)
+        failures = 0
         while True:
             try:
                 watch = await self._client.watch_prefix(
@@ -254,12 +275,17 @@ class EtcdStore:
                 )
                 self._answered()
                 backoff.reset()
+                failures = 0
                 async for event in watch:
                     self._apply_event(event)
             except aetcd.exceptions.RevisionCompactedError:
                 with contextlib.suppress(StoreUnavailable):
                     await self._resync()
             except _ETCD_ERRORS as error:
+                failures += 1
+                if failures == 1:
+                    await asyncio.sleep(_RETRY_PAUSE)
+                    continue
                 self._unreachable(error)
                 await asyncio.sleep(backoff.next_delay())
 
@@ -271,12 +297,46 @@ class EtcdStore:
         if key.startswith(self._backends):
             backend_id = key[len(self._backends) :].decode()
             if put:
+                self._grace.pop(backend_id, None)
                 self._apply_record(backend_id, kv.value, kv.mod_revision, kv.lease)
             else:
                 self._to_delete.pop(backend_id, None)
-                self._record_gone(backend_id)
+                if not self._just_deleted:
+                    asyncio.get_running_loop().call_soon(self._settle_deletes)
+                self._just_deleted[backend_id] = kv.mod_revision
         elif key.startswith(self._loads) and put:
             self._apply_loads(key[len(self._loads) :].decode().partition("/")[0], kv.value)
+        elif key.startswith(self._replicas):
+            replica = key[len(self._replicas) :].decode()
+            if put:
+                self._replica_leases[replica] = kv.lease
+            elif self._replica_leases.pop(replica, None) is not None:
+                self._lapsed[replica] = kv.mod_revision
+
+    def _settle_deletes(self) -> None:
+        """Apply the deletions of one watch response, once all its events are in.
+
+        etcd deletes the keys of a lease that ran out in one revision, the
+        replica's own key among them (sorted after ``backends/``). Records that
+        left with their replica's lease stay :data:`LEASE_GRACE` seconds, so a
+        paused etcd does not make every backend blink; any other deletion (a
+        deregistration, a broken stream, an expiry) applies at once.
+        """
+        deleted, self._just_deleted = self._just_deleted, {}
+        lapsed_at = set(self._lapsed.values())
+        self._lapsed.clear()
+        for backend_id, revision in deleted.items():
+            if revision in lapsed_at and not self.view.held(backend_id):
+                self._grace[backend_id] = self._clock() + LEASE_GRACE
+            else:
+                self._record_gone(backend_id)
+
+    def _drop_lapsed(self) -> None:
+        now = self._clock()
+        for backend_id, deadline in list(self._grace.items()):
+            if deadline <= now:
+                del self._grace[backend_id]
+                self._record_gone(backend_id)
 
     def _apply_record(self, backend_id: str, value: bytes, revision: int, lease: int) -> None:
         if backend_id in self._to_delete:
@@ -441,6 +501,7 @@ class EtcdStore:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
+            self._drop_lapsed()
             try:
                 await self._write_deletes()
                 await self._write_puts()
