@@ -14,9 +14,9 @@ import aetcd
 import pytest
 
 from lookaside.bench.etcd_cluster import EtcdCluster
+from lookaside.errors import AlreadyExists
 from lookaside.lb.registry import InMemoryRegistry
-from lookaside.lb.store import StoreConfig, StoreUnavailable
-from lookaside.lb.store import codec
+from lookaside.lb.store import StoreConfig, StoreUnavailable, codec
 from lookaside.lb.store.etcd import EtcdStore
 from lookaside.model import LoadMetrics, Registration
 
@@ -60,7 +60,7 @@ async def test_a_registration_is_shared_and_its_id_held_everywhere(
     assert await a.register(reg("x"))
     await eventually(lambda: b.view.get("x") is not None, "x at b")
     assert a.view.held("x") and not b.view.held("x")
-    with pytest.raises(Exception, match="is held by 127.0.0.1:9000"):
+    with pytest.raises(AlreadyExists, match=r"is held by 127\.0\.0\.1:9000"):
         await b.register(reg("x", 9001))
     assert not await b.register(reg("x"))  # the same backend through b: b takes it over
     await eventually(lambda: not a.view.held("x"), "a to let x go")
