@@ -103,7 +103,8 @@ class EtcdMember:
             if 'grpc_method="LeaseKeepAlive"' in name_labels and name.startswith(
                 "grpc_server_msg_received_total"
             ):
-                totals["lease_keepalives_received"] = float(value)
+                keepalives = totals.get("lease_keepalives_received", 0.0)
+                totals["lease_keepalives_received"] = keepalives + float(value)
         return totals
 
 
