@@ -13,8 +13,8 @@ warm-up it reads etcd's own counters over a window and prints, per case:
   ``R x 3 / lease TTL``;
 * ``reports/s`` — what the backends sent, to show the writes do not follow it.
 
-Then the time from a ``RegisterBackend`` answered by replica A until replica B
-lists the backend, median and maximum over 20 registrations.
+Then the time from sending ``RegisterBackend`` to replica A until replica B's
+view has the backend, median and maximum over 20 registrations.
 """
 
 from __future__ import annotations
@@ -86,15 +86,16 @@ async def measure(etcd: EtcdCluster, case: Case, warmup: float, window: float) -
         sent += 1
         return pb.LoadReport(id=backend_id, load=(sent % 10) / 10)
 
-    reporters = [
-        LoadReporter(
+    def new_reporter(n: int) -> LoadReporter:
+        backend_id = f"b{n}"
+        return LoadReporter(
             lb_channels[n % case.replicas],
-            pb.BackendInfo(id=f"b{n}", address="127.0.0.1", port=20000 + n),
-            lambda backend_id=f"b{n}": make_report(backend_id),
+            pb.BackendInfo(id=backend_id, address="127.0.0.1", port=20000 + n),
+            lambda: make_report(backend_id),
             interval=1 / case.report_hz,
         )
-        for n in range(case.backends)
-    ]
+
+    reporters = [new_reporter(n) for n in range(case.backends)]
     try:
         for reporter in reporters:
             reporter.start()
@@ -116,11 +117,14 @@ async def measure(etcd: EtcdCluster, case: Case, warmup: float, window: float) -
         for replica in replicas:
             await replica.stop(grace=0.2)
         for channel in lb_channels:
-            await channel.close()
+            await channel.close(None)
 
 
 async def visibility(etcd: EtcdCluster, count: int = 20) -> list[float]:
-    """Seconds from A answering RegisterBackend until B's view has the backend."""
+    """Seconds from sending RegisterBackend to replica A until replica B's view has it.
+
+    A answers only once etcd has the record, so this is one etcd write plus B's watch.
+    """
     a, b = await _start_replicas(etcd, 2, "/visibility/")
     delays = []
     try:
@@ -129,11 +133,11 @@ async def visibility(etcd: EtcdCluster, count: int = 20) -> list[float]:
             for n in range(count):
                 backend_id = f"probe{n}"
                 info = pb.BackendInfo(id=backend_id, address="127.0.0.1", port=30000 + n)
+                sent = time.monotonic()
                 await stub.RegisterBackend(info, timeout=5)
-                answered = time.monotonic()
                 while b.registry.get(backend_id) is None:
                     await asyncio.sleep(0.0005)
-                delays.append(time.monotonic() - answered)
+                delays.append(time.monotonic() - sent)
     finally:
         await a.stop(grace=0.2)
         await b.stop(grace=0.2)
@@ -166,7 +170,7 @@ async def run(args: argparse.Namespace) -> int:
             )
         delays = await visibility(etcd)
         print(
-            f"registration via replica A visible at replica B: median "
+            f"RegisterBackend sent to replica A until replica B has it: median "
             f"{statistics.median(delays) * 1000:.1f} ms, max {max(delays) * 1000:.1f} ms "
             f"over {len(delays)}"
         )
