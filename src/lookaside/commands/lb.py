@@ -107,15 +107,14 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--store-prefix",
         default=defaults.prefix,
-        help=f"etcd key prefix for this LB fleet (default {defaults.prefix})",
+        help="etcd key prefix of this LB fleet (fleets sharing one etcd use their own)",
     )
     group.add_argument(
         "--load-share-interval",
         type=float,
         default=defaults.load_share_interval,
         help="etcd store: seconds between two batched writes of the loads this replica "
-        "heard; other replicas pick on loads about this old (default "
-        f"{defaults.load_share_interval:g})",
+        "heard; other replicas pick on loads about this old",
     )
 
 
