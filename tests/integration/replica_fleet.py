@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -98,3 +98,12 @@ def seconds_until(condition: Callable[[], bool], timeout: float, what: str) -> f
     start = time.monotonic()
     wait_until(condition, timeout, what)
     return time.monotonic() - start
+
+
+def running_fleet(etcd: EtcdCluster, directory: Path) -> Iterator[Fleet]:
+    """For a fixture: a fleet over ``etcd``, every process stopped afterwards."""
+    fleet = Fleet(etcd, directory / "logs")
+    try:
+        yield fleet
+    finally:
+        fleet.stop()

@@ -19,16 +19,12 @@ from lookaside.procs import ServerProcess
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 from tests.integration.harness import wait_until
-from tests.integration.replica_fleet import Fleet, seconds_until
+from tests.integration.replica_fleet import Fleet, running_fleet, seconds_until
 
 
 @pytest.fixture
 def fleet(etcd: EtcdCluster, tmp_path: Path) -> Iterator[Fleet]:
-    running = Fleet(etcd, tmp_path / "logs")
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from running_fleet(etcd, tmp_path)
 
 
 def get_backend(fleet: Fleet, replica: ServerProcess) -> str:

@@ -17,27 +17,19 @@ import pytest
 
 from lookaside.bench.etcd_cluster import EtcdCluster
 from tests.integration.harness import LoadRun, wait_until
-from tests.integration.replica_fleet import Fleet, seconds_until
+from tests.integration.replica_fleet import Fleet, running_fleet, seconds_until
 
 BACKENDS = {"b1", "b2", "b3"}
 
 
 @pytest.fixture
 def fleet(etcd: EtcdCluster, tmp_path: Path) -> Iterator[Fleet]:
-    running = Fleet(etcd, tmp_path / "logs")
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from running_fleet(etcd, tmp_path)
 
 
 @pytest.fixture
 def fleet3(etcd3: EtcdCluster, tmp_path: Path) -> Iterator[Fleet]:
-    running = Fleet(etcd3, tmp_path / "logs")
-    try:
-        yield running
-    finally:
-        running.stop()
+    yield from running_fleet(etcd3, tmp_path)
 
 
 def start(fleet: Fleet, replicas: int) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aetcd
 import pytest
@@ -28,6 +28,15 @@ async def eventually(condition: Callable[[], bool], what: str, timeout: float = 
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.01)
+
+
+async def etcd_eventually(
+    check: Callable[[], Awaitable[bool]], what: str, timeout: float = 5.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
 
 
 def reg(backend_id: str, port: int = 9000) -> Registration:
@@ -101,14 +110,11 @@ async def test_a_report_through_another_replica_takes_the_record_over(
     b.report("moving", 0.5, LoadMetrics())  # its load stream reconnected to b
     async with raw_client(etcd) as raw:
 
-        async def holder() -> str:
+        async def held_by_b() -> bool:
             got = await raw.get(PREFIX + b"backends/moving")
-            return codec.decode_backend(got.value).holder if got else ""
+            return got is not None and codec.decode_backend(got.value).holder == b.replica_id
 
-        deadline = time.monotonic() + 5
-        while await holder() != b.replica_id:
-            assert time.monotonic() < deadline, "b never took the record over"
-            await asyncio.sleep(0.02)
+        await etcd_eventually(held_by_b, "b to take the record over")
     await eventually(lambda: not a.view.held("moving"), "a to let it go")
 
 
@@ -141,12 +147,12 @@ async def test_a_lost_lease_is_replaced_and_held_records_put_back(
     async with raw_client(etcd) as raw:
         await raw.revoke_lease(old_lease)  # as etcd does when a lease runs out
         await eventually(lambda: a._lease_id != old_lease, "a new lease", 10)
-        got = await raw.get(PREFIX + b"backends/survivor")
-        deadline = time.monotonic() + 5
-        while got is None or got.lease != a._lease_id:
-            assert time.monotonic() < deadline, "the record never came back on the new lease"
-            await asyncio.sleep(0.02)
+
+        async def on_the_new_lease() -> bool:
             got = await raw.get(PREFIX + b"backends/survivor")
+            return got is not None and got.lease == a._lease_id
+
+        await etcd_eventually(on_the_new_lease, "the record back on the new lease")
     assert a.view.get("survivor") is not None
     await eventually(lambda: b.view.get("survivor") is not None, "survivor at b again")
 

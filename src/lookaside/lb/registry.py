@@ -53,6 +53,20 @@ class _Record:
     revision: int = 0  # the store's revision of the membership record (0: not stored)
 
 
+def endpoint_of(registration: Registration, registered_at: float = 0.0) -> Endpoint:
+    """The endpoint a registration makes, before any load report."""
+    return Endpoint(
+        id=registration.id,
+        address=registration.address,
+        port=registration.port,
+        service=registration.service,
+        capacity=registration.capacity,
+        weight=registration.weight,
+        load=registration.load,
+        registered_at=registered_at,
+    )
+
+
 class Registry(Protocol):
     ttl: float
 
@@ -108,16 +122,7 @@ class InMemoryRegistry:
             )
             record.expires_at = now + self.ttl
             return False
-        endpoint = Endpoint(
-            id=registration.id,
-            address=registration.address,
-            port=registration.port,
-            service=registration.service,
-            capacity=registration.capacity,
-            weight=registration.weight,
-            load=registration.load,
-            registered_at=now,
-        )
+        endpoint = endpoint_of(registration, registered_at=now)
         self._insert(endpoint, now + self.ttl)
         return True
 

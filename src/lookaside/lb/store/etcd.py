@@ -57,7 +57,7 @@ from grpc import aio
 from lookaside import addresses, channels
 from lookaside.backoff import Backoff
 from lookaside.errors import AlreadyExists
-from lookaside.lb.registry import InMemoryRegistry
+from lookaside.lb.registry import InMemoryRegistry, endpoint_of
 from lookaside.lb.store import codec
 from lookaside.lb.store.base import StoreUnavailable
 from lookaside.lb.store.config import StoreConfig
@@ -326,10 +326,12 @@ class EtcdStore:
         lapsed_at = set(self._lapsed.values())
         self._lapsed.clear()
         for backend_id, revision in deleted.items():
-            if revision in lapsed_at and not self.view.held(backend_id):
-                self._grace[backend_id] = self._clock() + LEASE_GRACE
+            if revision not in lapsed_at:
+                self._drop(backend_id)  # deleted on purpose, by whichever replica
+            elif self.view.held(backend_id):
+                self._record_gone(backend_id)  # our own lease ran out: put it back
             else:
-                self._record_gone(backend_id)
+                self._grace[backend_id] = self._clock() + LEASE_GRACE
 
     def _drop_lapsed(self) -> None:
         now = self._clock()
@@ -354,12 +356,16 @@ class EtcdStore:
             self._wake.set()
 
     def _record_gone(self, backend_id: str) -> None:
-        """etcd no longer has the record. A backend this replica still hears stays."""
+        """etcd lost the record with a lease. A backend this replica still hears stays."""
         if self.view.held(backend_id) and not self._closing:
             self._to_put.add(backend_id)
             self._wake.set()
             return
+        self._drop(backend_id)
+
+    def _drop(self, backend_id: str) -> None:
         self._holders.pop(backend_id, None)
+        self._to_put.discard(backend_id)
         self.view.mark_down(backend_id)
 
     def _apply_loads(self, replica: str, value: bytes) -> None:
@@ -433,15 +439,7 @@ class EtcdStore:
             and registration.id not in self._to_put
         ):
             return self.view.register(registration)  # a renewal etcd already has
-        endpoint = Endpoint(
-            id=registration.id,
-            address=registration.address,
-            port=registration.port,
-            service=registration.service,
-            capacity=registration.capacity,
-            weight=registration.weight,
-            load=registration.load,
-        )
+        endpoint = endpoint_of(registration)
         expected = self.view.revision(registration.id) if existing is not None else 0
         revision, created = await self._put_record(endpoint, expected)
         self._holders[registration.id] = self.replica_id
@@ -452,14 +450,13 @@ class EtcdStore:
 
     async def deregister(self, backend_id: str) -> Endpoint:
         self._check_open()
-        if self.view.get(backend_id) is None:
+        endpoint = self.view.get(backend_id)
+        if endpoint is None:
             return self.view.deregister(backend_id)  # raises NotFound
         t = self._client.transactions
-        key = self._backends + backend_id.encode()
-        await self._txn([], [t.delete(key)], [])
-        self._to_put.discard(backend_id)
-        self._holders.pop(backend_id, None)
-        return self.view.deregister(backend_id)
+        await self._txn([], [t.delete(self._backends + backend_id.encode())], [])
+        self._drop(backend_id)  # unless our watch did it first
+        return endpoint
 
     def report(self, backend_id: str, load: float, metrics: LoadMetrics) -> Endpoint:
         held = self.view.held(backend_id)
