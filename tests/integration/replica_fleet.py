@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -85,6 +86,26 @@ class Fleet:
                 return await stub.RegisterBackend(info, timeout=5)
 
         return asyncio.run(call())
+
+    def replica_this_process_uses(self) -> ServerProcess | None:
+        """The live replica this test process has an established TCP connection to.
+
+        A ``LookasideClient`` pins one replica of its list at random; a fault test
+        that must hit the client's replica looks it up here (``/proc/net/tcp``).
+        """
+        ports: set[int] = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with contextlib.suppress(OSError), open(table) as lines:
+                for line in list(lines)[1:]:
+                    fields = line.split()
+                    if fields[3] == "01":  # ESTABLISHED
+                        ports.add(int(fields[2].rsplit(":", 1)[1], 16))
+        used = [r for r in self.replicas if r.alive() and r.port in ports]
+        return used[0] if len(used) == 1 else None
+
+    def registered_at(self, replica: ServerProcess) -> int:
+        """How many backends registered through ``replica`` (from its log)."""
+        return replica.log_text().count("registered id=")
 
     def logs(self) -> str:
         return "".join(p.read_text(errors="replace") for p in self.log_dir.glob("*.log"))

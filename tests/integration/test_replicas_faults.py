@@ -66,15 +66,17 @@ def test_a_replica_sigkilled_under_traffic_fails_no_call_and_keeps_every_backend
     fleet: Fleet,
 ) -> None:
     start(fleet, 3)
-    victim = fleet.replicas[0]
     with LoadRun(fleet.all_targets, concurrency=4, pause=0.01) as load:
         load.wait_ok(100, what="load before the kill")
+        victim = fleet.replica_this_process_uses()  # the one the client's picks come from
+        assert victim is not None, "the client should hold one connection to one replica"
+        held = fleet.registered_at(victim)
         victim.kill()
         # Longer than the replica's etcd lease (2 s): its backends reattached elsewhere.
         watch_membership(fleet, 4.0, BACKENDS)
         load.wait_ok(200, what="load after the kill")
     report("replica SIGKILL", load)
-    assert not victim.alive()
+    print(f"  the killed replica served the client and had registered {held} of 3 backends")
 
 
 def test_etcd_killed_then_restarted(fleet: Fleet) -> None:
