@@ -1,9 +1,9 @@
 """What LB replicas cost etcd: writes per second by fleet size, replicas and report rate.
 
 Run ``python -m lookaside.bench.store_cost``. It starts a real etcd on loopback,
-then for each case R LB replicas (real gRPC servers in this process, over
-loopback) and N backends (real :class:`~lookaside.backend.reporter.LoadReporter`
-streams, each registered with one replica) reporting H times a second. After a
+then for each case R LB replicas (``lookaside lb`` child processes) and N
+backends (real :class:`~lookaside.backend.reporter.LoadReporter` streams in this
+process, each registered with one replica) reporting H times a second. After a
 warm-up it reads etcd's own counters over a window and prints, per case:
 
 * ``writes/s`` — raft proposals etcd committed (every put, transaction, delete
@@ -13,8 +13,8 @@ warm-up it reads etcd's own counters over a window and prints, per case:
   ``R x 3 / lease TTL``;
 * ``reports/s`` — what the backends sent, to show the writes do not follow it.
 
-Then the time from sending ``RegisterBackend`` to replica A until replica B's
-view has the backend, median and maximum over 20 registrations.
+Then the time from sending ``RegisterBackend`` to replica A until replica B
+lists the backend (``ListBackends`` polled), median and maximum over 20.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from pathlib import Path
 from lookaside import channels
 from lookaside.backend.reporter import LoadReporter
 from lookaside.bench.etcd_cluster import EtcdCluster
-from lookaside.lb.server import LbConfig, LbServer
 from lookaside.lb.store import StoreConfig
+from lookaside.procs import ServerProcess, stop_all
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 
@@ -65,19 +65,24 @@ def _counters(etcd: EtcdCluster) -> tuple[float, float]:
     )
 
 
-async def _start_replicas(etcd: EtcdCluster, count: int, prefix: str) -> list[LbServer]:
-    store = StoreConfig(url=etcd.url, prefix=prefix)
+def _start_replicas(
+    etcd: EtcdCluster, count: int, prefix: str, log_dir: Path
+) -> list[ServerProcess]:
     # round_robin: the picker ignores load, so what is measured is the store, not rebuilds.
-    config = LbConfig(port=0, policy="round_robin", ttl=TTL, store=store)
-    replicas = [LbServer(config) for _ in range(count)]
+    args = ["lb", "--port", "0", "--policy", "round_robin", "--ttl", f"{TTL:g}"]
+    args += ["--store", etcd.url, "--store-prefix", prefix]
+    name = prefix.strip("/")
+    replicas = [ServerProcess(f"{name}-{n}", args, log_dir).start() for n in range(count)]
     for replica in replicas:
-        await replica.start()
+        replica.wait_listening()
     return replicas
 
 
-async def measure(etcd: EtcdCluster, case: Case, warmup: float, window: float) -> Figures:
+async def measure(
+    etcd: EtcdCluster, case: Case, warmup: float, window: float, log_dir: Path
+) -> Figures:
     prefix = f"/cost-{case.replicas}-{case.backends}-{case.report_hz:g}/"
-    replicas = await _start_replicas(etcd, case.replicas, prefix)
+    replicas = _start_replicas(etcd, case.replicas, prefix, log_dir)
     lb_channels = [channels.dial(f"127.0.0.1:{r.port}") for r in replicas]
     sent = 0
 
@@ -114,33 +119,37 @@ async def measure(etcd: EtcdCluster, case: Case, warmup: float, window: float) -
         )
     finally:
         await asyncio.gather(*(r.stop() for r in reporters))
-        for replica in replicas:
-            await replica.stop(grace=0.2)
         for channel in lb_channels:
             await channel.close(None)
+        stop_all(replicas)
 
 
-async def visibility(etcd: EtcdCluster, count: int = 20) -> list[float]:
-    """Seconds from sending RegisterBackend to replica A until replica B's view has it.
+async def visibility(etcd: EtcdCluster, log_dir: Path, count: int = 20) -> list[float]:
+    """Seconds from sending RegisterBackend to replica A until replica B lists the backend.
 
-    A answers only once etcd has the record, so this is one etcd write plus B's watch.
+    A answers only once etcd has the record, so this is one etcd write, B's watch,
+    and one ``ListBackends`` poll.
     """
-    a, b = await _start_replicas(etcd, 2, "/visibility/")
+    a, b = _start_replicas(etcd, 2, "/visibility/", log_dir)
     delays = []
     try:
-        async with channels.dial(f"127.0.0.1:{a.port}") as channel:
-            stub = pb_grpc.LoadBalancerStub(channel)
+        async with (
+            channels.dial(f"127.0.0.1:{a.port}") as to_a,
+            channels.dial(f"127.0.0.1:{b.port}") as to_b,
+        ):
+            stub_a, stub_b = pb_grpc.LoadBalancerStub(to_a), pb_grpc.LoadBalancerStub(to_b)
             for n in range(count):
                 backend_id = f"probe{n}"
                 info = pb.BackendInfo(id=backend_id, address="127.0.0.1", port=30000 + n)
                 sent = time.monotonic()
-                await stub.RegisterBackend(info, timeout=5)
-                while b.registry.get(backend_id) is None:
-                    await asyncio.sleep(0.0005)
+                await stub_a.RegisterBackend(info, timeout=5)
+                while True:
+                    listed = await stub_b.ListBackends(pb.ListBackendsRequest(), timeout=5)
+                    if any(x.id == backend_id for x in listed.backends):
+                        break
                 delays.append(time.monotonic() - sent)
     finally:
-        await a.stop(grace=0.2)
-        await b.stop(grace=0.2)
+        stop_all([a, b])
     return delays
 
 
@@ -156,21 +165,22 @@ async def run(args: argparse.Namespace) -> int:
         for hz in _floats(args.report_hz)
     ]
     with tempfile.TemporaryDirectory() as directory, EtcdCluster(Path(directory)) as etcd:
+        log_dir = Path(directory) / "logs"
         share = StoreConfig().load_share_interval
         print(f"etcd {etcd.url}; LB ttl {TTL:g}s, load shared every {share:g}s")
         print(f"{'replicas':>8} {'backends':>8} {'report Hz':>9} {'reports/s':>10} "
               f"{'etcd writes/s':>13} {'keepalives/s':>12} {'model writes/s':>14}")  # fmt: skip
         for case in cases:
-            figures = await measure(etcd, case, args.warmup, args.seconds)
+            figures = await measure(etcd, case, args.warmup, args.seconds, log_dir)
             model = case.replicas / share
             print(
                 f"{case.replicas:>8} {case.backends:>8} {case.report_hz:>9g} "
                 f"{figures.reports_per_second:>10.0f} {figures.writes_per_second:>13.1f} "
                 f"{figures.keepalives_per_second:>12.1f} {model:>14.1f}"
             )
-        delays = await visibility(etcd)
+        delays = await visibility(etcd, log_dir)
         print(
-            f"RegisterBackend sent to replica A until replica B has it: median "
+            f"RegisterBackend sent to replica A until replica B lists it: median "
             f"{statistics.median(delays) * 1000:.1f} ms, max {max(delays) * 1000:.1f} ms "
             f"over {len(delays)}"
         )
