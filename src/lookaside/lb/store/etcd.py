@@ -123,6 +123,7 @@ class EtcdStore:
         self._just_deleted: dict[str, int] = {}  # backend id -> deletion revision, to settle
         self._grace: dict[str, float] = {}  # backend id -> when to drop it if not put back
         self._lease_check = asyncio.Event()
+        self._lease_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._reachable = True
@@ -231,8 +232,13 @@ class EtcdStore:
                 continue
 
     async def _lease_lost(self) -> None:
-        log.warning("store lease expired (etcd away too long); reattaching held backends")
-        await self._grant_lease()
+        """Our lease ran out (etcd was away longer than it): a new one, records put back."""
+        lost = self._lease_id
+        async with self._lease_lock:
+            if self._lease_id != lost:
+                return  # another task replaced it already
+            log.warning("store lease expired (etcd away too long); reattaching held backends")
+            await self._grant_lease()
         self._to_put.update(i for i in self.view.ids() if self.view.held(i))
         self._wake.set()
 
@@ -415,14 +421,17 @@ class EtcdStore:
             if current is None:
                 expected = 0
                 continue
-            other = codec.decode_backend(current.value).endpoint
+            expected = current.mod_revision
+            try:
+                other = codec.decode_backend(current.value).endpoint
+            except ValueError:
+                continue  # not a record: ours to overwrite
             place = (other.address, other.port, other.service)
             if place != (endpoint.address, endpoint.port, endpoint.service):
                 raise AlreadyExists(
                     f"backend id {endpoint.id!r} is held by {other.target} "
                     f"(service {other.service!r}) until its lease expires"
                 )
-            expected = current.mod_revision
         raise StoreUnavailable(f"store busy: the record of {endpoint.id!r} kept changing; retry")
 
     def _check_open(self) -> None:
