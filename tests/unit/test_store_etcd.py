@@ -180,3 +180,5 @@ async def test_a_bad_record_is_skipped(
     await a.register(reg("fine"))
     await eventually(lambda: b.view.get("fine") is not None, "fine at b")
     assert b.view.get("junk") is None
+    assert await b.register(reg("junk", 9005))  # what is not a record is overwritten
+    await eventually(lambda: a.view.get("junk") is not None, "junk, now a record, at a")
