@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -91,14 +92,21 @@ class Fleet:
         """The live replica this test process has an established TCP connection to.
 
         A ``LookasideClient`` pins one replica of its list at random; a fault test
-        that must hit the client's replica looks it up here (``/proc/net/tcp``).
+        that must hit the client's replica looks it up here: this process's sockets
+        (``/proc/self/fd``) matched to ``/proc/net/tcp`` by inode.
         """
+        inodes = set()
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/self/fd/{fd}")
+                if target.startswith("socket:["):
+                    inodes.add(target[len("socket:[") : -1])
         ports: set[int] = set()
         for table in ("/proc/net/tcp", "/proc/net/tcp6"):
             with contextlib.suppress(OSError), open(table) as lines:
                 for line in list(lines)[1:]:
                     fields = line.split()
-                    if fields[3] == "01":  # ESTABLISHED
+                    if fields[3] == "01" and fields[9] in inodes:  # ESTABLISHED, ours
                         ports.add(int(fields[2].rsplit(":", 1)[1], 16))
         used = [r for r in self.replicas if r.alive() and r.port in ports]
         return used[0] if len(used) == 1 else None
