@@ -403,6 +403,7 @@ class EtcdStore:
         t = self._client.transactions
         key = self._backends + endpoint.id.encode()
         value = self._record_value(endpoint)
+        created = expected == 0
         for _ in range(3):
             try:
                 succeeded, responses = await self._txn(
@@ -416,7 +417,7 @@ class EtcdStore:
                 await self._lease_lost()
                 continue
             if succeeded:
-                return responses[0].response_put.header.revision, expected == 0
+                return responses[0].response_put.header.revision, created
             current = responses[0][0][1] if responses and responses[0] else None
             if current is None:
                 expected = 0
@@ -432,6 +433,7 @@ class EtcdStore:
                     f"backend id {endpoint.id!r} is held by {other.target} "
                     f"(service {other.service!r}) until its lease expires"
                 )
+            created = False  # the same backend, registered already: a renewal
         raise StoreUnavailable(f"store busy: the record of {endpoint.id!r} kept changing; retry")
 
     def _check_open(self) -> None:
