@@ -7,7 +7,7 @@ import json
 import pytest
 
 from lookaside.lb.store import codec
-from lookaside.model import Endpoint, LoadMetrics
+from lookaside.model import Endpoint, LoadMetrics, ServingState
 
 
 def test_a_backend_record_round_trips_without_this_replicas_clock() -> None:
@@ -35,7 +35,7 @@ def test_load_batches_carry_age_and_metrics() -> None:
     metrics = LoadMetrics(cpu_utilization=0.5, named={"queue": 3.0})
     entries = [
         codec.LoadEntry("a", 0.5, 0.2, metrics),
-        codec.LoadEntry("b", 0.0, 1.0, LoadMetrics()),
+        codec.LoadEntry("b", 0.0, 1.0, LoadMetrics(), ServingState.DRAINING),
     ]
     assert codec.decode_loads(codec.encode_loads(entries)) == entries
 

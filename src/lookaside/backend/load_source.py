@@ -1,4 +1,9 @@
-"""What a backend says about its load in each report.
+"""What the demo Compute backend says about its load in each report.
+
+The agent measures every call (rates, errors, latency, calls in flight, see
+:mod:`lookaside.backend.call_stats`); :meth:`LoadSource.adjust` is its report
+hook and puts the demo's own figures over those: the load, utilisation and
+queue described here.
 
 ``real``: measured from the compute service at report time, plus the
 ORCA-shaped figures (utilisation, requests and errors per second over the last
@@ -117,3 +122,10 @@ class LoadSource:
             eps=eps,
             named_metrics={"queued": float(counters.queued), "running": float(counters.running)},
         )
+
+    def adjust(self, report: pb.LoadReport) -> None:
+        """The agent's report hook: this service's load, utilisation and queue figures."""
+        own = self.report()
+        report.load = own.load
+        report.application_utilization = own.application_utilization
+        report.named_metrics.update(own.named_metrics)

@@ -30,7 +30,7 @@ from enum import Enum
 from typing import Protocol
 
 from lookaside.errors import AlreadyExists, NotFound, ResourceExhausted
-from lookaside.model import Endpoint, LoadMetrics, Registration
+from lookaside.model import Endpoint, LoadMetrics, Registration, ServingState
 
 DEFAULT_TTL = 5.0
 DEFAULT_MAX_BACKENDS = 1024
@@ -39,6 +39,7 @@ DEFAULT_MAX_BACKENDS = 1024
 class Change(Enum):
     JOINED = "joined"
     LOAD = "load"
+    STATE = "state"  # a report changed its serving state (and maybe its load)
     LEFT = "left"
 
 
@@ -72,7 +73,13 @@ class Registry(Protocol):
 
     def subscribe(self, listener: Listener) -> None: ...
     def register(self, registration: Registration) -> bool: ...
-    def report(self, backend_id: str, load: float, metrics: LoadMetrics) -> Endpoint: ...
+    def report(
+        self,
+        backend_id: str,
+        load: float,
+        metrics: LoadMetrics,
+        state: ServingState = ServingState.SERVING,
+    ) -> Endpoint: ...
     def deregister(self, backend_id: str) -> Endpoint: ...
     def mark_down(self, backend_id: str) -> Endpoint | None: ...
     def expire(self) -> list[Endpoint]: ...
@@ -195,16 +202,26 @@ class InMemoryRegistry:
         return Change.LOAD
 
     def apply_load(
-        self, backend_id: str, load: float, metrics: LoadMetrics, reported_at: float
+        self,
+        backend_id: str,
+        load: float,
+        metrics: LoadMetrics,
+        reported_at: float,
+        state: ServingState = ServingState.SERVING,
     ) -> bool:
-        """A load another replica heard; unlike :meth:`report` it renews no lease."""
+        """A report another replica heard; unlike :meth:`report` it renews no lease."""
         record = self._records.get(backend_id)
         if record is None:
             return False
+        change = Change.LOAD if record.endpoint.serving_state is state else Change.STATE
         record.endpoint = replace(
-            record.endpoint, load=load, metrics=metrics, reported_at=reported_at
+            record.endpoint,
+            load=load,
+            metrics=metrics,
+            reported_at=reported_at,
+            serving_state=state,
         )
-        self._notify(record.endpoint.service, backend_id, Change.LOAD)
+        self._notify(record.endpoint.service, backend_id, change)
         return True
 
     def hold(self, backend_id: str) -> None:
@@ -243,13 +260,22 @@ class InMemoryRegistry:
             raise NotFound(f"backend {backend_id!r} is not registered; register it again")
         return record
 
-    def report(self, backend_id: str, load: float, metrics: LoadMetrics) -> Endpoint:
-        """Record a load report and renew the lease."""
+    def report(
+        self,
+        backend_id: str,
+        load: float,
+        metrics: LoadMetrics,
+        state: ServingState = ServingState.SERVING,
+    ) -> Endpoint:
+        """Record a load report and renew the lease (whatever the serving state)."""
         record = self._record(backend_id)
         now = self._clock()
-        record.endpoint = replace(record.endpoint, load=load, metrics=metrics, reported_at=now)
+        change = Change.LOAD if record.endpoint.serving_state is state else Change.STATE
+        record.endpoint = replace(
+            record.endpoint, load=load, metrics=metrics, reported_at=now, serving_state=state
+        )
         record.expires_at = now + self.ttl
-        self._notify(record.endpoint.service, backend_id, Change.LOAD)
+        self._notify(record.endpoint.service, backend_id, change)
         return record.endpoint
 
     def _remove(self, backend_id: str) -> Endpoint:

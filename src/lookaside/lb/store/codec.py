@@ -17,11 +17,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lookaside.model import Endpoint, LoadMetrics
+from lookaside.model import Endpoint, LoadMetrics, ServingState
 
-#: Endpoint fields a membership record leaves out: this replica's clock, and the load
-#: (which travels in load batches instead).
-_NOT_STORED = frozenset({"registered_at", "reported_at", "metrics"})
+#: Endpoint fields a membership record leaves out: this replica's clock, and what reports
+#: change (which travels in load batches instead).
+_NOT_STORED = frozenset({"registered_at", "reported_at", "metrics", "serving_state"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,7 @@ class LoadEntry:
     load: float
     age: float
     metrics: LoadMetrics
+    state: ServingState = ServingState.SERVING
 
 
 @functools.cache
@@ -101,6 +102,7 @@ def decode_backend(value: bytes) -> BackendRecord:
 def encode_loads(entries: Iterable[LoadEntry]) -> bytes:
     body = {
         e.backend_id: [round(e.load, 6), round(e.age, 3), _fields_to_dict(e.metrics)]
+        + ([_plain(e.state)] if e.state is not ServingState.SERVING else [])
         for e in entries
     }
     return json.dumps(body, separators=(",", ":")).encode()
@@ -109,9 +111,13 @@ def encode_loads(entries: Iterable[LoadEntry]) -> bytes:
 def decode_loads(value: bytes) -> list[LoadEntry]:
     try:
         body = json.loads(value)
-        return [
-            LoadEntry(str(backend_id), float(load), float(age), _from_dict(LoadMetrics, metrics))
-            for backend_id, (load, age, metrics) in body.items()
-        ]
+        return [_load_entry(str(backend_id), *fields) for backend_id, fields in body.items()]
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"not a load batch: {error}") from None
+
+
+def _load_entry(
+    backend_id: str, load: float, age: float, metrics: Mapping[str, Any], state: Any = None
+) -> LoadEntry:
+    serving = ServingState.SERVING if state is None else ServingState(state)
+    return LoadEntry(backend_id, float(load), float(age), _from_dict(LoadMetrics, metrics), serving)

@@ -61,7 +61,7 @@ from lookaside.lb.registry import InMemoryRegistry, endpoint_of
 from lookaside.lb.store import codec
 from lookaside.lb.store.base import StoreUnavailable
 from lookaside.lb.store.config import StoreConfig
-from lookaside.model import Endpoint, LoadMetrics, Registration
+from lookaside.model import Endpoint, LoadMetrics, Registration, ServingState
 
 log = logging.getLogger("lookaside.lb.store")
 
@@ -385,7 +385,9 @@ class EtcdStore:
         now = self._clock()
         for entry in entries:
             if self._holders.get(entry.backend_id) == replica:
-                self.view.apply_load(entry.backend_id, entry.load, entry.metrics, now - entry.age)
+                self.view.apply_load(
+                    entry.backend_id, entry.load, entry.metrics, now - entry.age, entry.state
+                )
 
     # --- writes ---
 
@@ -469,9 +471,15 @@ class EtcdStore:
         self._drop(backend_id)  # unless our watch did it first
         return endpoint
 
-    def report(self, backend_id: str, load: float, metrics: LoadMetrics) -> Endpoint:
+    def report(
+        self,
+        backend_id: str,
+        load: float,
+        metrics: LoadMetrics,
+        state: ServingState = ServingState.SERVING,
+    ) -> Endpoint:
         held = self.view.held(backend_id)
-        endpoint = self.view.report(backend_id, load, metrics)
+        endpoint = self.view.report(backend_id, load, metrics, state)
         self._heard[backend_id] = None
         if not held:  # its stream moved here: take its record over
             self._to_put.add(backend_id)
@@ -561,7 +569,11 @@ class EtcdStore:
             endpoint = self.view.get(backend_id)
             if endpoint is not None and self.view.held(backend_id):
                 age = max(0.0, now - endpoint.reported_at)
-                entries.append(codec.LoadEntry(backend_id, endpoint.load, age, endpoint.metrics))
+                entries.append(
+                    codec.LoadEntry(
+                        backend_id, endpoint.load, age, endpoint.metrics, endpoint.serving_state
+                    )
+                )
         if not entries:
             return
         size = self.config.batch_entries

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lookaside.lb.registry import InMemoryRegistry
-from lookaside.model import Endpoint, LoadMetrics, Registration
+from lookaside.model import Endpoint, LoadMetrics, Registration, ServingState
 
 
 class MemoryStore:
@@ -24,8 +24,14 @@ class MemoryStore:
     async def deregister(self, backend_id: str) -> Endpoint:
         return self.view.deregister(backend_id)
 
-    def report(self, backend_id: str, load: float, metrics: LoadMetrics) -> Endpoint:
-        return self.view.report(backend_id, load, metrics)
+    def report(
+        self,
+        backend_id: str,
+        load: float,
+        metrics: LoadMetrics,
+        state: ServingState = ServingState.SERVING,
+    ) -> Endpoint:
+        return self.view.report(backend_id, load, metrics, state)
 
     def mark_down(self, backend_id: str) -> Endpoint | None:
         return self.view.mark_down(backend_id)
