@@ -96,10 +96,16 @@ def test_loads_heard_by_one_replica_are_picked_on_by_the_others(fleet: Fleet) ->
     fleet.start_backend("idle", fleet.target(a))
     fleet.wait_everywhere({"busy", "idle"})
 
-    async def load_busy() -> None:
+    async def load_busy(stop: asyncio.Event) -> None:
+        """Keep 8 tasks in flight on busy (4 workers): its load stays near 2 until stopped."""
         async with grpc.aio.insecure_channel(f"127.0.0.1:{fleet.backends['busy'].port}") as ch:
             stub = pb_grpc.ComputeStub(ch)
-            await asyncio.gather(*(stub.ComputeTask(pb.TaskRequest(input="x")) for _ in range(8)))
+
+            async def worker() -> None:
+                while not stop.is_set():
+                    await stub.ComputeTask(pb.TaskRequest(input="x"))
+
+            await asyncio.gather(*(worker() for _ in range(8)))
 
     async def loads_at_b() -> dict[str, float]:
         async with grpc.aio.insecure_channel(fleet.target(b)) as channel:
@@ -107,14 +113,19 @@ def test_loads_heard_by_one_replica_are_picked_on_by_the_others(fleet: Fleet) ->
             return {x.id: x.load for x in reply.backends}
 
     async def run() -> float:
-        task = asyncio.create_task(load_busy())
+        stop = asyncio.Event()
+        task = asyncio.create_task(load_busy(stop))
         loop = asyncio.get_running_loop()
         start = loop.time()
-        while (await loads_at_b()).get("busy", 0.0) <= 1.0:
-            assert loop.time() - start < 5, "B never heard busy's load"
-            await asyncio.sleep(0.02)
-        seen = loop.time() - start
-        await task
+        try:
+            while (await loads_at_b()).get("busy", 0.0) <= 1.0:
+                assert loop.time() - start < 10, "B never heard busy's load"
+                await asyncio.sleep(0.02)
+            seen = loop.time() - start
+            assert await asyncio.to_thread(get_backend, fleet, b) == "idle"
+        finally:
+            stop.set()
+            await task
         return seen
 
     seen = asyncio.run(run())
