@@ -206,7 +206,10 @@ class EtcdStore:
             t = self._client.transactions
             deletes = [t.delete(self._replica_key), t.delete(self._load_key(0), self._load_end())]
             await self._txn([], deletes, [])
-        await self._client.close()
+        # aetcd's close can wait forever on a full watch request queue: bound it.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.config.timeout):
+                await self._client.close()
 
     async def _grant_lease(self) -> None:
         lease = await self._call(lambda: self._client.lease(self._lease_ttl))
