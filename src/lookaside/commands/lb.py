@@ -7,6 +7,8 @@ import argparse
 from lookaside import policies, serving
 from lookaside.lb import policy_flags
 from lookaside.lb import server as lb_server
+from lookaside.lb.store import StoreConfig
+from lookaside.lb.store.config import MEMORY, etcd_endpoints
 from lookaside.lb.xds.config import XdsConfig
 from lookaside.security import AuthTokens, TlsConfig, add_tls_flags, add_token_flags
 
@@ -102,10 +104,54 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--admin-host", default=_DEFAULTS.admin_host, help="address the admin port listens on"
     )
+    add_store_arguments(parser)
     policy_flags.add_policy_arguments(parser)
     add_xds_arguments(parser)
     add_token_flags(parser, backend=True, client=True)
     add_tls_flags(parser, serves=True, dials=False)
+
+
+def parse_store(text: str) -> str:
+    if text != MEMORY:
+        try:
+            etcd_endpoints(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = StoreConfig()
+    group = parser.add_argument_group("store (several LB replicas)")
+    group.add_argument(
+        "--store",
+        type=parse_store,
+        default=defaults.url,
+        metavar="memory|etcd://HOST:PORT[,HOST:PORT...]",
+        help="where membership lives: this process only (memory, the default), or etcd, "
+        "shared by every LB replica given the same --store and --store-prefix; list "
+        "every etcd member",
+    )
+    group.add_argument(
+        "--store-prefix",
+        default=defaults.prefix,
+        help="etcd key prefix of this LB fleet (fleets sharing one etcd use their own)",
+    )
+    group.add_argument(
+        "--load-share-interval",
+        type=float,
+        default=defaults.load_share_interval,
+        help="etcd store: seconds between two batched writes of the loads this replica "
+        "heard; other replicas pick on loads about this old",
+    )
+
+
+def store_config_from_args(args: argparse.Namespace) -> StoreConfig:
+    return StoreConfig(
+        url=args.store,
+        prefix=args.store_prefix,
+        load_share_interval=args.load_share_interval,
+    )
 
 
 def add_xds_arguments(parser: argparse.ArgumentParser) -> None:
@@ -175,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
         min_report_gap=args.min_report_gap,
         admin_host=args.admin_host,
         admin_port=args.admin_port,
+        store=store_config_from_args(args),
         xds=xds_config_from_args(args),
     )
     return serving.run(lb_server.serve(config))

@@ -1,8 +1,9 @@
-"""Who is alive, per service: backend records, leases and latest load.
+"""Who is alive, per service: the LB's local view of backends, leases and latest load.
 
 Pure Python with an injected clock, so leases are tested without sleeping.
 Every method runs on the LB's event loop thread; there is no locking because
-nothing here awaits.
+nothing here awaits. Picks are served from this view alone, so they go on
+while a shared store is unreachable.
 
 Leases: a backend is alive while it keeps renewing (a load report, unary or
 streamed, renews it). ``expire()`` evicts those whose lease ran out; the LB
@@ -10,12 +11,18 @@ calls it a few times per TTL. A broken load stream evicts at once
 (``mark_down``). Ids are unique across the whole LB, so a ``LoadReport`` (which
 carries only an id, as in the seed) is unambiguous.
 
-The :class:`Registry` protocol is the seam for another store (etcd, for several
-LB replicas); :class:`InMemoryRegistry` is the embedded default.
+Where the view comes from is :mod:`lookaside.lb.store`'s business. With the
+in-memory store this replica's own calls are the whole truth. With etcd, the
+store writes first and then feeds the view: ``upsert`` / ``apply_load`` /
+``mark_down`` for what other replicas did, ``hold`` / ``release`` for which
+backends this replica keeps the lease of. Only *held* backends expire here;
+the others belong to the replica whose load stream they use, and etcd removes
+them if that replica dies.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -43,7 +50,22 @@ Listener = Callable[[str, str, Change], None]
 @dataclass(slots=True)
 class _Record:
     endpoint: Endpoint
-    expires_at: float
+    expires_at: float  # math.inf while another replica holds the backend's lease
+    revision: int = 0  # the store's revision of the membership record (0: not stored)
+
+
+def endpoint_of(registration: Registration, registered_at: float = 0.0) -> Endpoint:
+    """The endpoint a registration makes, before any load report."""
+    return Endpoint(
+        id=registration.id,
+        address=registration.address,
+        port=registration.port,
+        service=registration.service,
+        capacity=registration.capacity,
+        weight=registration.weight,
+        load=registration.load,
+        registered_at=registered_at,
+    )
 
 
 class Registry(Protocol):
@@ -67,7 +89,7 @@ class Registry(Protocol):
 
 
 class InMemoryRegistry:
-    """The embedded registry."""
+    """The local view: the whole registry on its own, or a store's replica of it."""
 
     def __init__(
         self,
@@ -99,6 +121,25 @@ class InMemoryRegistry:
         is alive: :class:`AlreadyExists`.
         """
         now = self._clock()
+        existing = self.check_register(registration)
+        if existing is not None:
+            record = self._records[registration.id]
+            record.endpoint = replace(
+                existing, capacity=registration.capacity, weight=registration.weight
+            )
+            record.expires_at = now + self.ttl
+            return False
+        endpoint = endpoint_of(registration, registered_at=now)
+        self._insert(endpoint, now + self.ttl)
+        return True
+
+    def check_register(self, registration: Registration) -> Endpoint | None:
+        """The live endpoint this registration would renew, None if it would be new.
+
+        Raises what :meth:`register` raises (:class:`AlreadyExists` for the id at
+        another place, :class:`ResourceExhausted` over the limit), changing nothing:
+        a store checks here before it writes.
+        """
         existing = self._records.get(registration.id)
         if existing is not None:
             current = existing.endpoint
@@ -112,31 +153,106 @@ class InMemoryRegistry:
                     f"backend id {registration.id!r} is held by {current.target} "
                     f"(service {current.service!r}) until its lease expires"
                 )
-            existing.endpoint = replace(
-                current, capacity=registration.capacity, weight=registration.weight
-            )
-            existing.expires_at = now + self.ttl
-            return False
-        members = self._by_service.setdefault(registration.service, {})
+            return current
+        members = self._by_service.get(registration.service, {})
         if len(members) >= self._max_backends:
             raise ResourceExhausted(
                 f"service {registration.service!r} already has {len(members)} backends "
                 f"(the limit is {self._max_backends})"
             )
-        endpoint = Endpoint(
-            id=registration.id,
-            address=registration.address,
-            port=registration.port,
-            service=registration.service,
-            capacity=registration.capacity,
-            weight=registration.weight,
-            load=registration.load,
-            registered_at=now,
+        return None
+
+    def _insert(self, endpoint: Endpoint, expires_at: float, revision: int = 0) -> None:
+        self._records[endpoint.id] = _Record(endpoint, expires_at, revision)
+        self._by_service.setdefault(endpoint.service, {})[endpoint.id] = None
+        self._notify(endpoint.service, endpoint.id, Change.JOINED)
+
+    # --- fed by a shared store (see lookaside.lb.store) ---
+
+    def upsert(self, endpoint: Endpoint, revision: int, held: bool) -> Change | None:
+        """Apply a membership record the store holds at ``revision``; the change made.
+
+        Older revisions than the one applied are ignored, so a watch event for a
+        write this replica already applied changes nothing. A record for the id at
+        another place replaces the old one (LEFT, then JOINED). Load figures and
+        times already known are kept: membership records carry no load.
+        """
+        record = self._records.get(endpoint.id)
+        expires_at = self._clock() + self.ttl if held else math.inf
+        if record is None:
+            self._insert(replace(endpoint, registered_at=self._clock()), expires_at, revision)
+            return Change.JOINED
+        if revision and revision <= record.revision:
+            return None
+        current = record.endpoint
+        if (current.address, current.port, current.service) != (
+            endpoint.address,
+            endpoint.port,
+            endpoint.service,
+        ):
+            self._remove(endpoint.id)
+            self._insert(replace(endpoint, registered_at=self._clock()), expires_at, revision)
+            return Change.JOINED
+        record.revision = revision
+        record.expires_at = expires_at
+        if (current.capacity, current.weight) == (endpoint.capacity, endpoint.weight):
+            return None
+        record.endpoint = replace(current, capacity=endpoint.capacity, weight=endpoint.weight)
+        self._notify(current.service, endpoint.id, Change.LOAD)
+        return Change.LOAD
+
+    def apply_load(
+        self,
+        backend_id: str,
+        load: float,
+        metrics: LoadMetrics,
+        reported_at: float,
+        state: ServingState = ServingState.SERVING,
+    ) -> bool:
+        """A report another replica heard; unlike :meth:`report` it renews no lease."""
+        record = self._records.get(backend_id)
+        if record is None:
+            return False
+        change = Change.LOAD if record.endpoint.serving_state is state else Change.STATE
+        record.endpoint = replace(
+            record.endpoint,
+            load=load,
+            metrics=metrics,
+            reported_at=reported_at,
+            serving_state=state,
         )
-        self._records[registration.id] = _Record(endpoint, now + self.ttl)
-        members[registration.id] = None
-        self._notify(registration.service, registration.id, Change.JOINED)
+        self._notify(record.endpoint.service, backend_id, change)
         return True
+
+    def hold(self, backend_id: str) -> None:
+        """This replica keeps the backend's lease now: it expires here unless renewed."""
+        record = self._records.get(backend_id)
+        if record is not None:
+            record.expires_at = self._clock() + self.ttl
+
+    def release(self, backend_id: str) -> None:
+        """Another replica keeps the lease now: never expire it here."""
+        record = self._records.get(backend_id)
+        if record is not None:
+            record.expires_at = math.inf
+
+    def held(self, backend_id: str) -> bool:
+        record = self._records.get(backend_id)
+        return record is not None and not math.isinf(record.expires_at)
+
+    def revision(self, backend_id: str) -> int:
+        """The store revision of the backend's record; 0 if unknown or not stored."""
+        record = self._records.get(backend_id)
+        return record.revision if record else 0
+
+    def set_revision(self, backend_id: str, revision: int) -> None:
+        record = self._records.get(backend_id)
+        if record is not None:
+            record.revision = max(record.revision, revision)
+
+    def ids(self) -> list[str]:
+        """Every backend id in the view, in registration order per service."""
+        return list(self._records)
 
     def _record(self, backend_id: str) -> _Record:
         record = self._records.get(backend_id)

@@ -21,6 +21,7 @@ from lookaside.lb.outlier import OutlierConfig
 from lookaside.lb.registry import DEFAULT_MAX_BACKENDS, DEFAULT_TTL, InMemoryRegistry
 from lookaside.lb.report_budget import DEFAULT_MIN_REPORT_GAP, DEFAULT_REPORT_BUDGET, ReportBudget
 from lookaside.lb.servicer import DEFAULT_MAX_STREAMS, LoadBalancerService
+from lookaside.lb.store import StoreConfig, open_store
 from lookaside.lb.watch_hub import DEFAULT_MIN_GAP as DEFAULT_WATCH_MIN_GAP
 from lookaside.lb.watch_hub import WatchHub
 from lookaside.lb.xds.ads import AggregatedDiscoveryService, add_ads_to_server, xds_auth_rules
@@ -62,6 +63,7 @@ class LbConfig:
     min_report_gap: float = DEFAULT_MIN_REPORT_GAP
     admin_host: str = "127.0.0.1"  # the admin HTTP port: /metrics, /healthz, /readyz, status page
     admin_port: int | None = None  # None = no admin port; 0 = any free port (logged)
+    store: StoreConfig = field(default_factory=StoreConfig)  # memory, or etcd for replicas
     xds: XdsConfig = field(default_factory=XdsConfig)  # xDS control plane: weights and damping
 
     def __post_init__(self) -> None:
@@ -104,6 +106,7 @@ class LbServer:
     ) -> None:
         self.config = config
         self.registry = InMemoryRegistry(config.ttl, clock, config.max_backends)
+        self.store = open_store(config.store, self.registry, clock, rng)
         self.balancer = Balancer(
             self.registry,
             config.policy,
@@ -128,6 +131,7 @@ class LbServer:
                 config.ttl,
                 clock,
             ),
+            store=self.store,
         )
         self.service.clock = clock
         self.metrics = LbMetrics(
@@ -172,6 +176,7 @@ class LbServer:
         }
 
     async def start(self) -> int:
+        await self.store.start()  # the view is whole before the first pick
         self.port = serving.bind(
             self._server, self.config.host, self.config.port, self._credentials
         )
@@ -186,11 +191,12 @@ class LbServer:
         await serving.set_serving(self._health, [LB_SERVICE], True)
         self._ready = True
         log.info(
-            "listening on %s:%d policy=%s ttl=%gs %s",
+            "listening on %s:%d policy=%s ttl=%gs store=%s %s",
             self.config.host,
             self.port,
             self.config.policy,
             self.config.ttl,
+            self.store.describe(),
             self.config.describe_security(),
         )
         return self.port
@@ -202,7 +208,7 @@ class LbServer:
             await asyncio.sleep(period)
             self.balancer.sweep()
             self.service.apply_due_reports()
-            for endpoint in self.registry.expire():
+            for endpoint in self.store.expire():
                 self.metrics.lease_expired(endpoint.service)
                 log.info(
                     "evicted id=%s service=%s reason=lease expired (ttl %gs)",
@@ -220,6 +226,9 @@ class LbServer:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        # The store first: streams cut by our own shutdown must not delete the records
+        # of backends that are about to reattach to another replica.
+        await self.store.stop()
         await self._server.stop(grace)
 
 

@@ -2,8 +2,10 @@
 
 It holds no state of its own beyond which load stream currently speaks for
 which backend and which caller address owns which backend id (see
-:mod:`lookaside.lb.ownership`); membership lives in the registry, choices in the
-balancer.
+:mod:`lookaside.lb.ownership`); membership is written through the store
+(:mod:`lookaside.lb.store`) and read from the registry view it feeds, choices
+live in the balancer. A store that cannot be reached makes registrations answer
+``UNAVAILABLE``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from lookaside.lb.grpc_errors import abort_with
 from lookaside.lb.ownership import Owners, peer_ip
 from lookaside.lb.registry import Change, InMemoryRegistry
 from lookaside.lb.report_budget import Pace, ReportBudget
+from lookaside.lb.store import MemoryStore, Store
 from lookaside.lb.watch_hub import WatchHub
 from lookaside.lb.watch_sets import WatchSets
 from lookaside.model import LoadMetrics, ServingState
@@ -57,8 +60,10 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         client_stats_interval: float = 2.0,
         watch_hub: WatchHub | None = None,
         report_budget: ReportBudget[PendingReport] | None = None,
+        store: Store | None = None,
     ) -> None:
         self._registry = registry
+        self._store = store or MemoryStore(registry)
         self._balancer = balancer
         self._report_interval = report_interval
         self._max_streams = max_streams
@@ -125,14 +130,14 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
             urgent = current is not None and current.serving_state is not state
             if not self._budget.admit(backend_id, load, (metrics, state), urgent):
                 return backend_id
-        self._registry.report(backend_id, load, metrics, state)
+        self._store.report(backend_id, load, metrics, state)
         return backend_id
 
     def apply_due_reports(self) -> None:
         """Apply the reports the budget held back whose gap is over (the sweeper calls it)."""
         for backend_id, load, (metrics, state) in self._budget.due():
             if self._registry.get(backend_id) is not None:
-                self._registry.report(backend_id, load, metrics, state)
+                self._store.report(backend_id, load, metrics, state)
 
     async def RegisterBackend(
         self, request: pb.BackendInfo, context: Context
@@ -141,7 +146,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         try:
             registration = convert.registration_from_pb(request)
             self._owners.check_register(registration.id, caller)
-            created = self._registry.register(registration)
+            created = await self._store.register(registration)
         except ServiceError as error:
             await abort_with(context, error)
         lease_id = self._owners.claim(registration.id, caller)
@@ -195,7 +200,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
             self._open_streams -= 1
             if backend_id is not None and self._stream_owner.get(backend_id) is token:
                 del self._stream_owner[backend_id]
-                gone = self._registry.mark_down(backend_id)
+                gone = self._store.mark_down(backend_id)
                 if gone is not None:
                     log.info("marked down id=%s reason=load stream ended", backend_id)
                     if self.metrics:
@@ -224,7 +229,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         try:
             backend_id = validation.backend_id(request.id)
             self._owners.check_owner(backend_id, peer_ip(context.peer()), request.lease_id)
-            endpoint = self._registry.deregister(backend_id)
+            endpoint = await self._store.deregister(backend_id)
         except ServiceError as error:
             await abort_with(context, error)
         log.info("deregistered id=%s service=%s", backend_id, endpoint.service)

@@ -1,0 +1,39 @@
+"""The store seam: where membership is written, and what feeds the local view.
+
+The servicer writes through a :class:`Store` (register, report, deregister,
+mark down, expire) and reads from the :class:`~lookaside.lb.registry.InMemoryRegistry`
+view it feeds; picks never wait on a store. Two stores exist: the in-memory
+one (a lone LB, the default) and etcd (several LB replicas sharing one
+membership).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from lookaside.errors import ServiceError
+from lookaside.lb.registry import InMemoryRegistry
+from lookaside.model import Endpoint, LoadMetrics, Registration, ServingState
+
+
+class StoreUnavailable(ServiceError):
+    """The shared store did not answer: nothing was written; retrying may work."""
+
+    status = "UNAVAILABLE"
+
+
+class Store(Protocol):
+    """Membership writes. ``register`` and ``deregister`` are durable once they return."""
+
+    view: InMemoryRegistry
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def register(self, registration: Registration) -> bool: ...
+    async def deregister(self, backend_id: str) -> Endpoint: ...
+    def report(
+        self, backend_id: str, load: float, metrics: LoadMetrics, state: ServingState = ...
+    ) -> Endpoint: ...
+    def mark_down(self, backend_id: str) -> Endpoint | None: ...
+    def expire(self) -> list[Endpoint]: ...
+    def describe(self) -> str: ...
