@@ -39,6 +39,8 @@ def report_from_pb(report: pb.LoadReport) -> tuple[str, float, LoadMetrics]:
         eps=validation.load(report.eps, "eps"),
         mem_utilization=validation.load(report.mem_utilization, "mem_utilization"),
         named=validation.named_metrics(dict(report.named_metrics)),
+        requests_in_flight=validation.in_flight(report.requests_in_flight),
+        latency_ms=validation.load(report.latency_ms, "latency_ms"),
     )
     return backend_id, load, metrics
 
@@ -78,6 +80,8 @@ def endpoint_to_pb(endpoint: Endpoint, ejected: bool = False) -> pb.BackendInfo:
             eps=metrics.eps,
             mem_utilization=metrics.mem_utilization,
             named_metrics=dict(metrics.named),
+            requests_in_flight=metrics.requests_in_flight,
+            latency_ms=metrics.latency_ms,
         ),
     )
 
@@ -105,5 +109,7 @@ def endpoint_from_pb(info: pb.BackendInfo, registered_at: float, reported_at: fl
             eps=report.eps,
             mem_utilization=report.mem_utilization,
             named=dict(report.named_metrics),
+            requests_in_flight=max(report.requests_in_flight, 0),
+            latency_ms=report.latency_ms,
         ),
     )

@@ -23,6 +23,10 @@ class LoadMetrics:
     eps: float = 0.0
     mem_utilization: float = 0.0
     named: Mapping[str, float] = field(default_factory=dict)
+    #: Calls the backend is serving right now (Prequal's RIF); 0 also when not reported.
+    requests_in_flight: int = 0
+    #: The backend's recent latency estimate in ms (arrival to reply); 0 = unknown.
+    latency_ms: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

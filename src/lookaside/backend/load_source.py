@@ -116,4 +116,6 @@ class LoadSource:
             rps_fractional=rps,
             eps=eps,
             named_metrics={"queued": float(counters.queued), "running": float(counters.running)},
+            requests_in_flight=self._service.in_flight(),
+            latency_ms=self._service.latency.estimate_ms(self._service.in_flight()),
         )
