@@ -5,9 +5,10 @@ Introducing Prequal", NSDI '24 (deployed at YouTube). A client keeps a small
 *pool* of recent probe answers, each a backend's requests in flight (RIF) and
 its latency estimate, and picks by the **hot-cold lexicographic** (HCL) rule:
 a probe is *hot* when its RIF is above the ``rif_quantile`` quantile of
-recent probes' RIFs; among the cold probes take the lowest latency, and if all are hot
-the lowest RIF. Latency decides among backends with room; RIF protects
-against piling onto the fastest one.
+recent probes' RIFs (here: the pool's at the last few picks, ``rif_history``
+values, so a sudden rise makes every probe hot); among the cold probes take
+the lowest latency, and if all are hot the lowest RIF. Latency decides among
+backends with room; RIF protects against piling onto the fastest one.
 
 **What the probes are in a look-aside design.** The paper's probes are RPCs a
 client sends to random backends. Here every backend already pushes its RIF
@@ -52,7 +53,12 @@ from dataclasses import dataclass
 
 from lookaside.model import Endpoint, PickRequest
 from lookaside.policies.base import Clock, Picker, PickTracker, Policy, Snapshot
-from lookaside.policies.signals import DEFAULT_SILENCE_GRACE, Silence, in_flight
+from lookaside.policies.signals import (
+    DEFAULT_SILENCE_GRACE,
+    Silence,
+    expected_latency_ms,
+    in_flight,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +79,8 @@ class PrequalConfig:
     max_reuse: int = 4
     #: A probe is hot above this quantile of recent probes' RIFs: the paper's Q_RIF = 0.84.
     rif_quantile: float = 0.84
-    #: Ours: how many recent probes' RIFs that quantile is taken over (4 pools' worth).
-    rif_history: int = 64
+    #: Ours: that quantile is over the pool's RIFs at the last picks, this many (a pool's worth).
+    rif_history: int = 16
     #: Ours: seconds of unanswered picks before silence counts as latency.
     silence_grace: float = DEFAULT_SILENCE_GRACE
 
@@ -115,7 +121,7 @@ class _Pool:
         self.probes: dict[str, _Probe] = {}
         #: reported_at of the newest report each backend had pooled (consumed ones too).
         self.seen: dict[str, float] = {}
-        #: RIFs of the most recent probes when they were pooled: what "hot" is judged against.
+        #: The pool's live RIFs at the last picks: what "hot" is judged against.
         self.rifs: deque[float] = deque(maxlen=history)
 
 
@@ -181,7 +187,6 @@ class PrequalPicker(Picker):
         budget = self._budget
         uses = math.floor(budget) + (1 if self._rng.random() < budget % 1 else 0)
         pool.seen[endpoint.id] = endpoint.reported_at
-        pool.rifs.append(in_flight(endpoint, self._tracker))
         pool.probes[endpoint.id] = _Probe(endpoint.reported_at, max(uses, 1), self._rng.random())
         if len(pool.probes) > self._config.pool_size:
             oldest = min(pool.probes, key=lambda backend: pool.probes[backend].reported_at)
@@ -209,14 +214,18 @@ class PrequalPicker(Picker):
             return None
         tracker, silence = self._tracker, self._silence
         rifs = [in_flight(endpoint, tracker) for endpoint, _ in usable]
-        threshold = rif_threshold(list(self._pool.rifs), self._config.rif_quantile)
+        history = self._pool.rifs
+        threshold = rif_threshold(list(history or rifs), self._config.rif_quantile)
+        history.extend(rifs)
         best: tuple[float, float, float] | None = None
         chosen: tuple[Endpoint, _Probe] | None = None
         all_hot = all(rif > threshold for rif in rifs)
         for (endpoint, probe), rif in zip(usable, rifs, strict=True):
             if rif > threshold and not all_hot:
                 continue
-            latency = max(endpoint.metrics.latency_ms, silence.silent_ms(endpoint, tracker, now))
+            latency = max(
+                expected_latency_ms(endpoint, tracker), silence.silent_ms(endpoint, tracker, now)
+            )
             key = (rif, latency, probe.tie) if all_hot else (latency, rif, probe.tie)
             if best is None or key < best:
                 best, chosen = key, (endpoint, probe)

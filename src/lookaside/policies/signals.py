@@ -30,6 +30,18 @@ def in_flight(endpoint: Endpoint, tracker: PickTracker) -> float:
     return base + tracker.outstanding(endpoint.id)
 
 
+def expected_latency_ms(endpoint: Endpoint, tracker: PickTracker) -> float:
+    """The reported latency, raised by a share of it for every pick handed out since.
+
+    The report's figure is for a call arriving when it was sent; each pick since
+    queues one more call, which delays later ones by about a call's time spread
+    over the backend's workers: ``latency x (1 + picks since / capacity)``. It is
+    to latency what counting picks since the report is to load and RIF.
+    """
+    outstanding = tracker.outstanding(endpoint.id)
+    return endpoint.metrics.latency_ms * (1.0 + outstanding / endpoint.capacity)
+
+
 class Silence:
     """When each backend was first picked after its latest report (one per policy)."""
 
