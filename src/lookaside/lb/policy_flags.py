@@ -62,7 +62,8 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
         "--prequal-max-age",
         type=float,
         default=_PREQUAL.max_age,
-        help="prequal: seconds after which a report leaves the pool (paper: 1)",
+        help="prequal: seconds after which a report leaves the pool (paper: 1; two report "
+        "intervals here)",
     )
     group.add_argument(
         "--prequal-rif-quantile",

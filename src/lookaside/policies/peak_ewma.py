@@ -39,7 +39,12 @@ from dataclasses import dataclass
 from lookaside.model import Endpoint, PickRequest
 from lookaside.policies.base import Clock, Picker, PickTracker, Policy, Snapshot
 from lookaside.policies.p2c import COMPARE_ALL_AT_MOST
-from lookaside.policies.signals import DEFAULT_SILENCE_GRACE, Silence, in_flight
+from lookaside.policies.signals import (
+    DEFAULT_SILENCE_GRACE,
+    DEFAULT_TRANSIT,
+    PickTimes,
+    in_flight,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +57,8 @@ class PeakEwmaConfig:
     default_latency_ms: float = 30.0
     #: Seconds of unanswered picks before silence counts as latency.
     silence_grace: float = DEFAULT_SILENCE_GRACE
+    #: Ours: seconds before a report within which a pick counts as not yet in it.
+    transit: float = DEFAULT_TRANSIT
 
     def __post_init__(self) -> None:
         if self.decay_time <= 0 or self.default_latency_ms <= 0:
@@ -83,13 +90,13 @@ class PeakEwmaEstimate:
 
 
 class PeakEwmaPicker(Picker):
-    __slots__ = ("_clock", "_config", "_endpoints", "_estimates", "_rng", "_silence", "_tracker")
+    __slots__ = ("_clock", "_config", "_endpoints", "_estimates", "_picks", "_rng", "_tracker")
 
     def __init__(self, endpoints: tuple[Endpoint, ...], tracker: PickTracker, policy: PeakEwma):
         self._endpoints = endpoints
         self._tracker = tracker
         self._estimates = policy.estimates
-        self._silence = policy.silence
+        self._picks = policy.picks
         self._config = policy.config
         self._rng = policy.rng
         self._clock = policy.now
@@ -97,7 +104,7 @@ class PeakEwmaPicker(Picker):
     def cost(self, endpoint: Endpoint, now: float) -> float:
         """Latency estimate x (requests in flight + 1)."""
         estimate = self._estimates[endpoint.id]
-        silent = self._silence.silent_ms(endpoint, self._tracker, now)
+        silent = self._picks.silent_ms(endpoint, self._tracker, now)
         if silent > 0:
             estimate.observe(silent, now, self._config.decay_time)
         latency = (
@@ -105,7 +112,7 @@ class PeakEwmaPicker(Picker):
             if estimate.observed
             else self._config.default_latency_ms
         )
-        return latency * (in_flight(endpoint, self._tracker) + 1.0)
+        return latency * (in_flight(endpoint, self._tracker, self._picks) + 1.0)
 
     def pick(self, request: PickRequest) -> Endpoint | None:
         exclude = request.exclude_ids
@@ -123,7 +130,7 @@ class PeakEwmaPicker(Picker):
         lowest = min(costs)
         tied = [e for e, c in zip(candidates, costs, strict=True) if c == lowest]
         chosen = tied[0] if len(tied) == 1 else self._rng.choice(tied)
-        self._silence.picked(chosen, self._tracker, now)
+        self._picks.picked(chosen, self._tracker, now)
         self._tracker.record(chosen.id)
         return chosen
 
@@ -141,7 +148,7 @@ class PeakEwma(Policy):
         super().__init__(rng, clock)
         self.config = config or PeakEwmaConfig()
         self.estimates: dict[str, PeakEwmaEstimate] = {}
-        self.silence = Silence(self.config.silence_grace)
+        self.picks = PickTimes(self.config.silence_grace, self.config.transit)
 
     def now(self) -> float:
         """The injected clock, else ``time.monotonic`` (the registry's default clock)."""
@@ -160,5 +167,5 @@ class PeakEwma(Policy):
                     estimate.observe(latency, now, self.config.decay_time)
             estimates[endpoint.id] = estimate
         self.estimates = estimates
-        self.silence.forget_others(set(estimates))
+        self.picks.forget_others(set(estimates))
         return PeakEwmaPicker(snapshot.endpoints, snapshot.tracker, self)

@@ -22,14 +22,16 @@ cannot be probed back in. What keeps the pool honest is the paper's:
 
 * **bounded size** (``pool_size``, the oldest probe leaves first) and **age**
   (``max_age`` from the report's time): a stalled backend's last report ages
-  out within a second;
+  out. The paper drops probes after 1 s; an idle backend here refreshes its
+  report only once per report interval (1 s by default), so the default is
+  two intervals, 2 s;
 * a **reuse budget**: a probe serves at most ``b_reuse`` picks, the paper's
   ``max(1, 1 + delta / ((1 - m/n) r_probe - r_remove))`` (m = pool size,
   n = backends); where that is undefined because the pool can hold every
   backend, ``max_reuse``. A silent backend therefore absorbs at most that many
   picks per report.
 
-The RIF used is live (reported + picks since, see
+The RIF used is live (reported + picks since + picks in transit, see
 :mod:`~lookaside.policies.signals`), which is the paper's local RIF
 compensation; the latency is the report's, raised to the backend's *silence*
 when it has left picks unanswered beyond a grace period. The paper removes
@@ -55,7 +57,8 @@ from lookaside.model import Endpoint, PickRequest
 from lookaside.policies.base import Clock, Picker, PickTracker, Policy, Snapshot
 from lookaside.policies.signals import (
     DEFAULT_SILENCE_GRACE,
-    Silence,
+    DEFAULT_TRANSIT,
+    PickTimes,
     expected_latency_ms,
     in_flight,
 )
@@ -69,8 +72,8 @@ class PrequalConfig:
     probes_per_pick: int = 3
     #: Most probes in the pool: the paper's m = 16.
     pool_size: int = 16
-    #: Seconds after which a probe (from the report's time) is dropped: the paper's 1 s.
-    max_age: float = 1.0
+    #: Seconds after which a probe (from the report's time) is dropped (paper: 1 s; see above).
+    max_age: float = 2.0
     #: The paper's delta in the reuse budget formula (1).
     reuse_delta: float = 1.0
     #: The paper's r_remove, probes removed per query, as it enters the reuse budget (1).
@@ -83,6 +86,8 @@ class PrequalConfig:
     rif_history: int = 16
     #: Ours: seconds of unanswered picks before silence counts as latency.
     silence_grace: float = DEFAULT_SILENCE_GRACE
+    #: Ours: seconds before a report within which a pick counts as not yet in it.
+    transit: float = DEFAULT_TRANSIT
 
     def __post_init__(self) -> None:
         if min(self.probes_per_pick, self.max_reuse, self.rif_history) < 1 or self.pool_size < 2:
@@ -139,8 +144,17 @@ def rif_threshold(rifs: list[float], quantile: float) -> float:
 
 
 class PrequalPicker(Picker):
-    __slots__ = ("_budget", "_by_id", "_clock", "_config", "_endpoints", "_pool", "_rng",
-                 "_silence", "_tracker")  # fmt: skip
+    __slots__ = (
+        "_budget",
+        "_by_id",
+        "_clock",
+        "_config",
+        "_endpoints",
+        "_picks",
+        "_pool",
+        "_rng",
+        "_tracker",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -152,7 +166,7 @@ class PrequalPicker(Picker):
         self._by_id = {e.id: e for e in endpoints}
         self._tracker = tracker
         self._pool = policy.pool
-        self._silence = policy.silence
+        self._picks = policy.picks
         self._config = policy.config
         self._rng = policy.rng
         self._clock = policy.now
@@ -166,7 +180,7 @@ class PrequalPicker(Picker):
         )
         if chosen is None:
             return None
-        self._silence.picked(chosen, self._tracker, now)
+        self._picks.picked(chosen, self._tracker, now)
         self._tracker.record(chosen.id)
         return chosen
 
@@ -212,8 +226,8 @@ class PrequalPicker(Picker):
         usable = self._usable(exclude, now)
         if len(usable) < 2:
             return None
-        tracker, silence = self._tracker, self._silence
-        rifs = [in_flight(endpoint, tracker) for endpoint, _ in usable]
+        tracker, picks = self._tracker, self._picks
+        rifs = [in_flight(endpoint, tracker, picks) for endpoint, _ in usable]
         history = self._pool.rifs
         threshold = rif_threshold(list(history or rifs), self._config.rif_quantile)
         history.extend(rifs)
@@ -224,7 +238,7 @@ class PrequalPicker(Picker):
             if rif > threshold and not all_hot:
                 continue
             latency = max(
-                expected_latency_ms(endpoint, tracker), silence.silent_ms(endpoint, tracker, now)
+                expected_latency_ms(endpoint, tracker), picks.silent_ms(endpoint, tracker, now)
             )
             key = (rif, latency, probe.tie) if all_hot else (latency, rif, probe.tie)
             if best is None or key < best:
@@ -241,8 +255,10 @@ class PrequalPicker(Picker):
         allowed = [e for e in self._endpoints if e.id not in exclude]
         if not allowed:
             return None
-        tracker, silence = self._tracker, self._silence
-        keys = [(silence.silent_ms(e, tracker, now) > 0, in_flight(e, tracker)) for e in allowed]
+        tracker, picks = self._tracker, self._picks
+        keys = [
+            (picks.silent_ms(e, tracker, now) > 0, in_flight(e, tracker, picks)) for e in allowed
+        ]
         lowest = min(keys)
         tied = [e for e, key in zip(allowed, keys, strict=True) if key == lowest]
         return tied[0] if len(tied) == 1 else self._rng.choice(tied)
@@ -261,7 +277,7 @@ class Prequal(Policy):
         super().__init__(rng, clock)
         self.config = config or PrequalConfig()
         self.pool = _Pool(self.config.rif_history)
-        self.silence = Silence(self.config.silence_grace)
+        self.picks = PickTimes(self.config.silence_grace, self.config.transit)
 
     def now(self) -> float:
         """The injected clock, else ``time.monotonic`` (the registry's default clock)."""
@@ -272,5 +288,5 @@ class Prequal(Policy):
         for gone in set(self.pool.seen) - live:
             self.pool.seen.pop(gone, None)
             self.pool.probes.pop(gone, None)
-        self.silence.forget_others(live)
+        self.picks.forget_others(live)
         return PrequalPicker(snapshot.endpoints, snapshot.tracker, self)

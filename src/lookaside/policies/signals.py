@@ -12,22 +12,35 @@
   the latency those picks see. Beyond a grace period it counts as latency,
   which makes a stalled backend look slow within ~100 ms, long before any
   report or lease could say so.
+* **Picks in transit**: a report counts the calls that had *reached* the
+  backend; a pick handed out a moment before it was still on its way (the
+  client has to receive the answer and send the call). Picks made within
+  ``transit`` before a report are counted on top of it, so a burst of picks
+  does not flow back to a backend whose report has just reset its count.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 from lookaside.model import Endpoint
 from lookaside.policies.base import PickTracker
 
 #: Silence shorter than this is a normal report gap, not latency (2 x the 50 ms minimum gap).
 DEFAULT_SILENCE_GRACE = 0.1
+#: A pick reaches its backend about a client round trip after it is made; picks made
+#: this long before a report are taken as not yet counted in it.
+DEFAULT_TRANSIT = 0.02
+#: Pick times kept per backend (for the in-transit count).
+_KEPT = 16
 
 
-def in_flight(endpoint: Endpoint, tracker: PickTracker) -> float:
-    """Reported requests in flight plus the picks handed out since that report."""
+def in_flight(endpoint: Endpoint, tracker: PickTracker, picks: PickTimes | None = None) -> float:
+    """Reported requests in flight, plus picks handed out since and (``picks``) in transit."""
     reported = endpoint.metrics.requests_in_flight
     base = float(reported) if reported > 0 else endpoint.load * endpoint.capacity
-    return base + tracker.outstanding(endpoint.id)
+    transit = picks.in_transit(endpoint) if picks is not None else 0
+    return base + tracker.outstanding(endpoint.id) + transit
 
 
 def expected_latency_ms(endpoint: Endpoint, tracker: PickTracker) -> float:
@@ -42,19 +55,24 @@ def expected_latency_ms(endpoint: Endpoint, tracker: PickTracker) -> float:
     return endpoint.metrics.latency_ms * (1.0 + outstanding / endpoint.capacity)
 
 
-class Silence:
-    """When each backend was first picked after its latest report (one per policy)."""
+class PickTimes:
+    """When each backend was picked: for its silence and for picks still in transit.
 
-    __slots__ = ("_first_pick", "grace")
+    One per policy. ``picked`` must be called before ``tracker.record``.
+    """
 
-    def __init__(self, grace: float = DEFAULT_SILENCE_GRACE) -> None:
-        if grace < 0:
-            raise ValueError("silence grace must not be negative")
+    __slots__ = ("_first_pick", "_recent", "grace", "transit")
+
+    def __init__(self, grace: float = DEFAULT_SILENCE_GRACE, transit: float = DEFAULT_TRANSIT):
+        if grace < 0 or transit < 0:
+            raise ValueError("silence grace and transit time must not be negative")
         self.grace = grace
+        self.transit = transit
         self._first_pick: dict[str, tuple[float, float]] = {}  # id -> (reported_at, picked at)
+        self._recent: dict[str, deque[float]] = {}
 
     def picked(self, endpoint: Endpoint, tracker: PickTracker, now: float) -> None:
-        """Call before ``tracker.record``: starts the clock on the first pick since a report."""
+        """Starts the silence clock on the first pick since a report; remembers the time."""
         known = self._first_pick.get(endpoint.id)
         if (
             known is None
@@ -62,6 +80,16 @@ class Silence:
             or not tracker.outstanding(endpoint.id)
         ):
             self._first_pick[endpoint.id] = (endpoint.reported_at, now)
+        if self.transit > 0:
+            self._recent.setdefault(endpoint.id, deque(maxlen=_KEPT)).append(now)
+
+    def in_transit(self, endpoint: Endpoint) -> int:
+        """Picks made within ``transit`` before its latest report: probably not in it yet."""
+        recent = self._recent.get(endpoint.id)
+        if not recent:
+            return 0
+        reported = endpoint.reported_at
+        return sum(1 for at in recent if reported - self.transit < at <= reported)
 
     def silent_ms(self, endpoint: Endpoint, tracker: PickTracker, now: float) -> float:
         """Milliseconds its oldest unanswered pick has waited, when over the grace; else 0."""
@@ -79,3 +107,5 @@ class Silence:
         """Drop backends that left the service."""
         for gone in set(self._first_pick) - live:
             del self._first_pick[gone]
+        for gone in set(self._recent) - live:
+            del self._recent[gone]
