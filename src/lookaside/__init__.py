@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "BackendAgent": "lookaside.backend.agent",
     "BlockingLookasideClient": "lookaside.client.lookaside_client",
     "ComputeResult": "lookaside.client.lookaside_client",
     "LookasideClient": "lookaside.client.lookaside_client",
@@ -25,6 +26,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "BackendAgent",
     "BlockingLookasideClient",
     "ComputeResult",
     "LookasideClient",
@@ -35,6 +37,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from lookaside.backend.agent import BackendAgent
     from lookaside.client.lookaside_client import (
         BlockingLookasideClient,
         ComputeResult,

@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lookaside.commands.backend",
         "run a backend that serves the demo compute task and reports load to the LB",
     ),
+    "agent": (
+        "lookaside.commands.agent",
+        "register a server lookaside does not run (any language) and follow its health",
+    ),
     "client": (
         "lookaside.commands.client",
         "send one compute task: ask the LB, then call the chosen backend",

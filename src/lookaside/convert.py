@@ -8,10 +8,34 @@ from __future__ import annotations
 
 from lookaside import validation
 from lookaside.errors import InvalidArgument
-from lookaside.model import Endpoint, LoadMetrics, PickRequest, Registration
+from lookaside.model import Endpoint, LoadMetrics, PickRequest, Registration, ServingState
 from lookaside.v1 import load_balancer_pb2 as pb
 
 MAX_EXCLUDE_IDS = 64
+MAX_REQUESTS_IN_FLIGHT = 10_000_000
+
+_STATE_FROM_PB: dict[int, ServingState] = {
+    pb.SERVING_STATE_UNSPECIFIED: ServingState.SERVING,  # seed-era backends
+    pb.SERVING: ServingState.SERVING,
+    pb.NOT_SERVING: ServingState.NOT_SERVING,
+    pb.DRAINING: ServingState.DRAINING,
+}
+_STATE_TO_PB = {
+    ServingState.SERVING: pb.SERVING,
+    ServingState.NOT_SERVING: pb.NOT_SERVING,
+    ServingState.DRAINING: pb.DRAINING,
+}
+
+
+def serving_state_from_pb(value: int, field: str = "serving_state") -> ServingState:
+    state = _STATE_FROM_PB.get(value)
+    if state is None:
+        raise InvalidArgument(field, f"{value} is not a ServingState")
+    return state
+
+
+def serving_state_to_pb(state: ServingState) -> pb.ServingState:
+    return _STATE_TO_PB[state]
 
 
 def registration_from_pb(info: pb.BackendInfo) -> Registration:
@@ -39,10 +63,18 @@ def report_from_pb(report: pb.LoadReport) -> tuple[str, float, LoadMetrics]:
         eps=validation.load(report.eps, "eps"),
         mem_utilization=validation.load(report.mem_utilization, "mem_utilization"),
         named=validation.named_metrics(dict(report.named_metrics)),
-        requests_in_flight=validation.in_flight(report.requests_in_flight),
+        requests_in_flight=_requests_in_flight(report.requests_in_flight),
         latency_ms=validation.load(report.latency_ms, "latency_ms"),
     )
     return backend_id, load, metrics
+
+
+def _requests_in_flight(value: int) -> int:
+    if not 0 <= value <= MAX_REQUESTS_IN_FLIGHT:
+        raise InvalidArgument(
+            "requests_in_flight", f"{value} is outside 0..{MAX_REQUESTS_IN_FLIGHT}"
+        )
+    return value
 
 
 def pick_request_from_pb(request: pb.ServerRequest) -> tuple[str, PickRequest]:
@@ -71,6 +103,7 @@ def endpoint_to_pb(endpoint: Endpoint, ejected: bool = False) -> pb.BackendInfo:
         capacity=endpoint.capacity,
         weight=endpoint.weight,
         ejected=ejected,
+        serving_state=serving_state_to_pb(endpoint.serving_state),
         last_report=pb.LoadReport(
             id=endpoint.id,
             load=endpoint.load,
@@ -82,6 +115,7 @@ def endpoint_to_pb(endpoint: Endpoint, ejected: bool = False) -> pb.BackendInfo:
             named_metrics=dict(metrics.named),
             requests_in_flight=metrics.requests_in_flight,
             latency_ms=metrics.latency_ms,
+            serving_state=serving_state_to_pb(endpoint.serving_state),
         ),
     )
 
@@ -109,7 +143,7 @@ def endpoint_from_pb(info: pb.BackendInfo, registered_at: float, reported_at: fl
             eps=report.eps,
             mem_utilization=report.mem_utilization,
             named=dict(report.named_metrics),
-            requests_in_flight=max(report.requests_in_flight, 0),
+            requests_in_flight=report.requests_in_flight,
             latency_ms=report.latency_ms,
         ),
     )

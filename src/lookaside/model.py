@@ -9,8 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 
 DEFAULT_SERVICE = "compute"
+
+
+class ServingState(Enum):
+    """What a backend says of itself; only SERVING backends are handed out.
+
+    NOT_SERVING (its health check fails) and DRAINING (it is leaving) keep
+    their lease and stay listed, but no pick, ``live()`` set or watch sees them.
+    """
+
+    SERVING = "serving"
+    NOT_SERVING = "not_serving"
+    DRAINING = "draining"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +36,8 @@ class LoadMetrics:
     eps: float = 0.0
     mem_utilization: float = 0.0
     named: Mapping[str, float] = field(default_factory=dict)
-    #: Calls the backend is serving right now (Prequal's RIF); 0 also when not reported.
-    requests_in_flight: int = 0
-    #: The backend's recent latency estimate in ms (arrival to reply); 0 = unknown.
-    latency_ms: float = 0.0
+    requests_in_flight: int = 0  # calls the backend serves right now (RIF)
+    latency_ms: float = 0.0  # recent server-side latency, an EWMA; 0 = unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +54,7 @@ class Endpoint:
     registered_at: float = 0.0  # clock time of its (re)registration
     reported_at: float = 0.0  # clock time of its last load report (0 = never)
     metrics: LoadMetrics = field(default_factory=LoadMetrics)
+    serving_state: ServingState = ServingState.SERVING
 
     @property
     def target(self) -> str:

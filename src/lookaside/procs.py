@@ -95,13 +95,17 @@ class ServerProcess:
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(
-                child_command(self.args),
+                self.command(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
             )
         return self
+
+    def command(self) -> list[str]:
+        """The child's command line: ``lookaside ARGS...`` (a subclass may run another)."""
+        return child_command(self.args)
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None

@@ -83,13 +83,6 @@ def load(value: float, field: str = "load") -> float:
     return value
 
 
-def in_flight(value: int, field: str = "requests_in_flight") -> int:
-    """A count of calls in progress: never negative."""
-    if value < 0:
-        raise InvalidArgument(field, f"{value} is negative")
-    return value
-
-
 def capacity(value: int, field: str = "capacity") -> int:
     """0 means "not given" and becomes 1."""
     if value < 0 or value > MAX_CAPACITY:

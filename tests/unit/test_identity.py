@@ -46,3 +46,26 @@ def test_owner_rules_follow_the_lease() -> None:
     assert [e.id for e in registry.expire()] == ["b1"]
     assert owners.owner("b1") is None
     owners.check_register("b1", "10.0.0.2")  # free again
+
+
+def test_a_lease_id_names_one_registration() -> None:
+    now = [0.0]
+    registry = InMemoryRegistry(ttl=5, clock=lambda: now[0])
+    minted = iter(["lease-1", "lease-2"])
+    owners = Owners(registry, mint=lambda: next(minted))
+    registry.register(Registration("b1", "127.0.0.1", 1, "compute"))
+    assert owners.claim("b1", "127.0.0.1") == "lease-1"
+    assert owners.claim("b1", "127.0.0.1") == "lease-1"  # a renewal keeps it
+
+    owners.check_owner("b1", "127.0.0.1", "lease-1")
+    owners.check_owner("b1", "10.9.9.9", "lease-1")  # the lease, not the address, decides
+    with pytest.raises(PermissionDenied, match="another lease"):
+        owners.check_owner("b1", "127.0.0.1", "lease-0")  # same address, other lease
+    owners.check_owner("b1", "127.0.0.1")  # seed-era caller: the address rule
+
+    registry.deregister("b1")
+    assert owners.lease_id("b1") is None
+    registry.register(Registration("b1", "127.0.0.1", 1, "compute"))
+    assert owners.claim("b1", "127.0.0.1") == "lease-2"
+    with pytest.raises(PermissionDenied):
+        owners.check_owner("b1", "127.0.0.1", "lease-1")  # the old lease acts on nothing

@@ -1,4 +1,9 @@
-"""What a backend says about its load in each report.
+"""What the demo Compute backend says about its load in each report.
+
+The agent measures every call (rates, errors, latency, calls in flight, see
+:mod:`lookaside.backend.call_stats`); :meth:`LoadSource.adjust` is its report
+hook and puts the demo's own figures over those: the load, utilisation and
+queue described here.
 
 ``real``: measured from the compute service at report time, plus the
 ORCA-shaped figures (utilisation, requests and errors per second over the last
@@ -119,3 +124,18 @@ class LoadSource:
             requests_in_flight=self._service.in_flight(),
             latency_ms=self._service.latency.estimate_ms(self._service.in_flight()),
         )
+
+    def adjust(self, report: pb.LoadReport) -> None:
+        """The agent's report hook: this service's load, utilisation and queue figures.
+
+        Also its latency at the current requests in flight (see
+        :mod:`lookaside.backend.latency`) over the agent's plain average, once a
+        call has finished: an idle backend then reports its service time, not
+        the tail of its last busy spell, which is what ``prequal`` needs.
+        """
+        own = self.report()
+        report.load = own.load
+        report.application_utilization = own.application_utilization
+        report.named_metrics.update(own.named_metrics)
+        if own.latency_ms > 0:
+            report.latency_ms = own.latency_ms

@@ -12,6 +12,12 @@ seconds, and the channel's own reconnect back-off at one second, see
 :mod:`lookaside.channels`), so it is back in the LB's registry within about two
 seconds of the LB's return.
 
+Lease identity: the LB's ``RegisterResponse.lease_id`` is stamped on every
+report and on the ``Deregister``, so a call can only ever act on this
+process's own registration. A reporter that never held a lease (every
+registration was refused, e.g. ``ALREADY_EXISTS`` because a live backend has
+the id) sends no ``Deregister`` at all on stop.
+
 ``report_now()`` asks for a report before the interval is up. The backend
 calls it whenever its queue changes (and when it starts rejecting tasks), so
 the LB sees load moves within ``min_gap`` seconds instead of a whole interval
@@ -61,6 +67,7 @@ class LoadReporter:
         self._urgent = asyncio.Event()  # report before the interval is up
         self._task: asyncio.Task[None] | None = None
         self.registered = asyncio.Event()
+        self.lease_id = ""  # from the LB's last RegisterResponse; "" from older LBs
 
     def report_now(self) -> None:
         """Send the next report early: at once, or ``min_gap`` after the previous one."""
@@ -89,6 +96,7 @@ class LoadReporter:
                 await self._sleep(delay)
                 continue
             backoff.reset()
+            self.lease_id = response.lease_id
             self.registered.set()
             log.info("registered id=%s lease_ttl=%gs", backend_id, response.lease_ttl_seconds)
             interval = self._interval
@@ -100,7 +108,10 @@ class LoadReporter:
     async def _reports(self, interval: float) -> AsyncIterator[pb.LoadReport]:
         while not self._leaving.is_set():
             self._urgent.clear()
-            yield self._make_report()
+            report = self._make_report()
+            report.id = self._registration.id
+            report.lease_id = self.lease_id
+            yield report
             gap = min(self._min_gap, interval)
             await self._sleep(gap)
             await self._sleep(interval - gap, self._urgent)
@@ -141,6 +152,20 @@ class LoadReporter:
                     )
                     await self._sleep(delay)
 
+    async def _deregister(self) -> None:
+        backend_id = self._registration.id
+        try:
+            await self._stub.Deregister(
+                pb.DeregisterRequest(id=backend_id, lease_id=self.lease_id),
+                timeout=RPC_TIMEOUT,
+                metadata=self._metadata,
+            )
+            log.info("deregistered id=%s", backend_id)
+        except aio.AioRpcError as error:
+            # NOT_FOUND: already gone; PERMISSION_DENIED: the id has another lease by now.
+            if error.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED):
+                log.warning("deregister failed id=%s code=%s", backend_id, error.code().name)
+
     async def stop(self) -> None:
         """Stop reporting, deregister, and wait for the load stream to close.
 
@@ -149,18 +174,10 @@ class LoadReporter:
         answered the Deregister, then closes.
         """
         self._leaving.set()
-        try:
-            await self._stub.Deregister(
-                pb.DeregisterRequest(id=self._registration.id),
-                timeout=RPC_TIMEOUT,
-                metadata=self._metadata,
-            )
-            log.info("deregistered id=%s", self._registration.id)
-        except aio.AioRpcError as error:
-            if error.code() != grpc.StatusCode.NOT_FOUND:  # NOT_FOUND: already gone
-                log.warning(
-                    "deregister failed id=%s code=%s", self._registration.id, error.code().name
-                )
+        if self.lease_id or self.registered.is_set():
+            await self._deregister()
+        else:
+            log.info("never held a lease id=%s; nothing to deregister", self._registration.id)
         self._stopping.set()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):

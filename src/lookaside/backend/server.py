@@ -1,4 +1,10 @@
-"""``lookaside backend``: serve ``Compute`` and keep the LB informed.
+"""``lookaside backend``: serve ``Compute`` behind a :class:`BackendAgent`.
+
+The demo service runs on the same agent any user's server runs on: the agent's
+interceptor measures every call, its reporter keeps the lease, it follows
+health and speaks ORCA; :class:`~lookaside.backend.load_source.LoadSource`
+only puts the demo's own load figure (tasks running + queued / workers) over
+the measured ones, and queue changes ask for a report at once.
 
 Start-up: listen (port 0 picks a free one), report SERVING on health, then
 register with the LB using the real port. Shutdown on SIGTERM/SIGINT:
@@ -10,24 +16,22 @@ with ``tls.client_ca``); with ``tls.ca`` the channel to the LB is TLS and, when
 the backend has a certificate, presents it (for an LB that requires mutual
 TLS). ``token`` is the LB's backend token, sent as ``authorization: Bearer``
 metadata on every membership RPC; it is never logged.
+
+``admin_port``: serve Prometheus ``/metrics`` there (:mod:`lookaside.backend.admin`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
 
-from grpc import aio
-
 from lookaside import serving
+from lookaside.backend.agent import AgentConfig, BackendAgent
 from lookaside.backend.compute import ComputeService, WorkMode
 from lookaside.backend.load_source import LoadMode, LoadSource
-from lookaside.backend.reporter import LoadReporter
-from lookaside.channels import dial
 from lookaside.model import DEFAULT_SERVICE
-from lookaside.security import TlsConfig, Token, bearer_metadata
+from lookaside.security import TlsConfig, Token
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 
@@ -54,14 +58,15 @@ class BackendConfig:
     work_ms: float = 0.0
     work_mode: WorkMode = WorkMode.SLEEP
     max_queue: int = 1000
-    weight: float = 1.0
-    report_interval: float = 1.0
-    report_min_gap: float = 0.05  # queue changes are reported, but no more often than this
+    weight: float = AgentConfig.weight
+    report_interval: float = AgentConfig.report_interval
+    report_min_gap: float = AgentConfig.report_min_gap  # queue changes, at most this often
     load_mode: LoadMode = LoadMode.REAL
-    drain_seconds: float = 0.5  # keep serving after deregistering
-    shutdown_grace: float = 30.0  # longest wait for tasks in flight
+    drain_seconds: float = AgentConfig.drain_seconds  # keep serving after deregistering
+    shutdown_grace: float = AgentConfig.shutdown_grace  # longest wait for tasks in flight
     token: Token | None = None  # the LB's backend token; None = send none
     tls: TlsConfig = field(default_factory=TlsConfig)  # serve and dial TLS; default plaintext
+    admin_port: int | None = None  # serve Prometheus /metrics here (0 = any free port)
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -91,19 +96,40 @@ class BackendServer:
         )
         # Read the PEM files now, so a bad path stops start-up with a clear message.
         self._server_credentials = config.tls.server_credentials()
-        self._lb_credentials = config.tls.channel_credentials()
-        self._server = serving.new_server()
+        self._lb_tls = "on" if config.tls.channel_credentials() is not None else "off"
+        self.agent = BackendAgent(
+            config.lb,
+            service=config.service,
+            port=config.port,
+            report_hook=LoadSource(self.compute, config.load_mode).adjust,
+            host=config.advertise_host or config.host,
+            id=self.id,
+            capacity=config.workers,
+            weight=config.weight,
+            report_interval=config.report_interval,
+            report_min_gap=config.report_min_gap,
+            drain_seconds=config.drain_seconds,
+            shutdown_grace=config.shutdown_grace,
+            token=config.token,
+            tls=config.tls,
+        )
+        self._server = serving.new_server(interceptors=[self.agent.aio_interceptor])
         pb_grpc.add_ComputeServicer_to_server(self.compute, self._server)
         self._health = serving.add_health_and_reflection(self._server, [COMPUTE_SERVICE])
-        self._lb_channel: aio.Channel | None = None
-        self.reporter: LoadReporter | None = None
+        self.agent.attach(self._server, health=self._health)
         self.port = 0
+        self.admin_port = 0
 
     async def start(self) -> int:
         config = self.config
         self.port = serving.bind(self._server, config.host, config.port, self._server_credentials)
         await self._server.start()
         await serving.set_serving(self._health, [COMPUTE_SERVICE], True)
+        if config.admin_port is not None:
+            from lookaside.backend.admin import serve_metrics
+
+            self.admin_port = serve_metrics(self.agent, config.host, config.admin_port)
+            log.info("metrics on http://%s:%d/metrics", config.host, self.admin_port)
         tls = "mtls" if config.tls.mutual else "on" if config.tls.serves_tls else "off"
         log.info(
             "listening on %s:%d id=%s tls=%s lb_tls=%s auth_token=%s",
@@ -111,44 +137,19 @@ class BackendServer:
             self.port,
             self.id,
             tls,
-            "on" if self._lb_credentials is not None else "off",
+            self._lb_tls,
             "set" if config.token is not None else "none",
         )
-        registration = pb.BackendInfo(
-            id=self.id,
-            address=config.advertise_host or config.host,
-            port=self.port,
-            service_name=config.service,
-            capacity=config.workers,
-            weight=config.weight,
-        )
-        source = LoadSource(self.compute, config.load_mode)
-        self._lb_channel = dial(config.lb, self._lb_credentials)
-        self.reporter = LoadReporter(
-            self._lb_channel,
-            registration,
-            source.report,
-            config.report_interval,
-            metadata=bearer_metadata(config.token),
-            min_gap=config.report_min_gap,
-        )
-        self.reporter.start()
+        await self.agent.start(self.port)
         return self.port
 
     def _report_soon(self) -> None:
         # The queue moved (or we are saturated): tell the LB soon, not at the next interval.
-        if self.reporter is not None:
-            self.reporter.report_now()
+        self.agent.report_now()
 
     async def stop(self) -> None:
-        await serving.set_serving(self._health, [COMPUTE_SERVICE], False)
-        if self.reporter is not None:
-            await self.reporter.stop()
-        await asyncio.sleep(self.config.drain_seconds)
-        await self._server.stop(self.config.shutdown_grace)
+        await self.agent.stop()
         self.compute.close()
-        if self._lb_channel is not None:
-            await self._lb_channel.close(None)
         log.info("stopped id=%s completed=%d", self.id, self.compute.counters.completed)
 
 

@@ -11,65 +11,84 @@ from lookaside.backend.load_source import LoadMode
 from lookaside.security import AuthTokens, TlsConfig, add_tls_flags, add_token_flags
 
 DESCRIPTION = (
-    "Run a backend: serves lookaside.v1.Compute (reverse a string after simulated work), "
-    "registers with the LB, streams load reports, re-registers if the LB forgets it, and "
+    "Run the demo backend: serves lookaside.v1.Compute (reverse a string after simulated "
+    "work) through lookaside's BackendAgent, the same agent your own Python server can use: "
+    "it registers with the LB, streams load reports, follows its health, answers ORCA "
+    "(per-call trailer and the OpenRcaService stream), re-registers if the LB forgets it, and "
     "on SIGTERM/SIGINT deregisters, finishes its tasks in flight and exits 0."
 )
+DEFAULTS = backend_server.BackendConfig()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lb", default="127.0.0.1:50051", help="the LB server, HOST:PORT")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--lb", default=DEFAULTS.lb, help="the LB server, HOST:PORT")
+    parser.add_argument("--host", default=DEFAULTS.host, help="address to listen on")
     parser.add_argument(
-        "--port", type=int, default=0, help="port to listen on (0 = any free port, registered)"
+        "--port",
+        type=int,
+        default=DEFAULTS.port,
+        help="port to listen on (0 = any free port, registered)",
     )
     parser.add_argument(
         "--advertise-host", default="", help="address clients should dial (default: --host)"
     )
     parser.add_argument("--id", default="", help="unique backend id (default: a random one)")
-    parser.add_argument("--service", default="compute", help="service name to register under")
-    parser.add_argument("--workers", type=int, default=4, help="tasks served at the same time")
     parser.add_argument(
-        "--work-ms", type=float, default=0.0, help="simulated work per task, in milliseconds"
+        "--service", default=DEFAULTS.service, help="service name to register under"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=DEFAULTS.workers, help="tasks served at the same time"
+    )
+    parser.add_argument(
+        "--work-ms",
+        type=float,
+        default=DEFAULTS.work_ms,
+        help="simulated work per task, in milliseconds",
     )
     parser.add_argument(
         "--work-mode",
         choices=[m.value for m in WorkMode],
-        default=WorkMode.SLEEP.value,
+        default=DEFAULTS.work_mode.value,
         help="sleep = wait without CPU; cpu = burn CPU for the work time",
     )
     parser.add_argument(
         "--max-queue",
         type=int,
-        default=1000,
+        default=DEFAULTS.max_queue,
         help="tasks that may wait for a worker; beyond it: RESOURCE_EXHAUSTED",
     )
     parser.add_argument(
-        "--weight", type=float, default=1.0, help="static weight for weighted policies"
+        "--weight", type=float, default=DEFAULTS.weight, help="static weight for weighted policies"
     )
     parser.add_argument(
         "--report-interval",
         type=float,
-        default=1.0,
+        default=DEFAULTS.report_interval,
         help="seconds between load reports when nothing changes (they renew the lease)",
     )
     parser.add_argument(
         "--report-min-gap",
         type=float,
-        default=0.05,
+        default=DEFAULTS.report_min_gap,
         help="queue changes are reported at once, but no more often than this (seconds)",
     )
     parser.add_argument(
         "--load",
         choices=[m.value for m in LoadMode],
-        default=LoadMode.REAL.value,
+        default=DEFAULTS.load_mode.value,
         help="real = (running + queued) / workers; simulated = a random walk as in the seed",
     )
     parser.add_argument(
         "--drain-seconds",
         type=float,
-        default=0.5,
+        default=DEFAULTS.drain_seconds,
         help="on shutdown, keep serving this long after deregistering",
+    )
+    parser.add_argument(
+        "--admin-port",
+        type=int,
+        default=None,
+        help="serve Prometheus /metrics on this port (0 = any free port; None = no endpoint)",
     )
     add_token_flags(parser, backend=True)
     add_tls_flags(parser, serves=True, dials=True)
@@ -94,5 +113,6 @@ def run(args: argparse.Namespace) -> int:
         drain_seconds=args.drain_seconds,
         token=AuthTokens.from_args(args).backend,
         tls=TlsConfig.from_args(args),
+        admin_port=args.admin_port,
     )
     return serving.run(backend_server.serve(config))

@@ -20,7 +20,7 @@ from lookaside import policies
 from lookaside.errors import NoBackendAvailable
 from lookaside.lb.outlier import OutlierConfig, OutlierDetector
 from lookaside.lb.registry import Change, Registry
-from lookaside.model import Endpoint, PickRequest
+from lookaside.model import Endpoint, PickRequest, ServingState
 from lookaside.policies import EmptyPicker, Picker, PickTracker, Policy, Snapshot
 from lookaside.policies.base import Clock
 
@@ -98,12 +98,12 @@ class Balancer:
         return self._clock() if self._clock else 0.0
 
     def _live(self, service: str) -> tuple[Endpoint, ...]:
-        """The service's endpoints minus the ejected outliers."""
+        """The service's SERVING endpoints minus the ejected outliers."""
         endpoints = self._registry.endpoints(service)
         ejected = self._outliers.ejected(service)
-        if not ejected:
-            return endpoints
-        return tuple(e for e in endpoints if e.id not in ejected)
+        return tuple(
+            e for e in endpoints if e.serving_state is ServingState.SERVING and e.id not in ejected
+        )
 
     def _rebuild(self, service: str) -> None:
         self._service(service).rebuild(self._live(service), self._now())
@@ -111,9 +111,9 @@ class Balancer:
     def _on_change(self, service: str, backend_id: str, change: Change) -> None:
         balancer = self._service(service)
         self._notify(service)
-        if change is Change.LOAD:
+        if change in (Change.LOAD, Change.STATE):
             balancer.tracker.reset(backend_id)
-            if not balancer.policy.uses_load:
+            if change is Change.LOAD and not balancer.policy.uses_load:
                 return
         elif change is Change.JOINED:
             self._outliers.add(service, backend_id)
@@ -123,7 +123,7 @@ class Balancer:
         self._rebuild(service)
 
     def live(self, service: str) -> tuple[Endpoint, ...]:
-        """What the policy sees: live backends minus ejected outliers, in registration order."""
+        """What the policy sees: SERVING backends minus ejected outliers, in registration order."""
         return self._live(service)
 
     def ejected(self, service: str) -> frozenset[str]:
@@ -153,7 +153,7 @@ class Balancer:
         balancer = self._services.get(service)
         endpoint = balancer.picker.pick(request) if balancer else None
         if endpoint is None:
-            if balancer is not None and request.exclude_ids and self._registry.endpoints(service):
+            if balancer is not None and request.exclude_ids and self._live(service):
                 raise NoBackendAvailable(
                     f"every live backend of service {service!r} was excluded by the request"
                 )

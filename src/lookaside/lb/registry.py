@@ -23,7 +23,7 @@ from enum import Enum
 from typing import Protocol
 
 from lookaside.errors import AlreadyExists, NotFound, ResourceExhausted
-from lookaside.model import Endpoint, LoadMetrics, Registration
+from lookaside.model import Endpoint, LoadMetrics, Registration, ServingState
 
 DEFAULT_TTL = 5.0
 DEFAULT_MAX_BACKENDS = 1024
@@ -32,6 +32,7 @@ DEFAULT_MAX_BACKENDS = 1024
 class Change(Enum):
     JOINED = "joined"
     LOAD = "load"
+    STATE = "state"  # a report changed its serving state (and maybe its load)
     LEFT = "left"
 
 
@@ -50,7 +51,13 @@ class Registry(Protocol):
 
     def subscribe(self, listener: Listener) -> None: ...
     def register(self, registration: Registration) -> bool: ...
-    def report(self, backend_id: str, load: float, metrics: LoadMetrics) -> Endpoint: ...
+    def report(
+        self,
+        backend_id: str,
+        load: float,
+        metrics: LoadMetrics,
+        state: ServingState = ServingState.SERVING,
+    ) -> Endpoint: ...
     def deregister(self, backend_id: str) -> Endpoint: ...
     def mark_down(self, backend_id: str) -> Endpoint | None: ...
     def expire(self) -> list[Endpoint]: ...
@@ -137,13 +144,22 @@ class InMemoryRegistry:
             raise NotFound(f"backend {backend_id!r} is not registered; register it again")
         return record
 
-    def report(self, backend_id: str, load: float, metrics: LoadMetrics) -> Endpoint:
-        """Record a load report and renew the lease."""
+    def report(
+        self,
+        backend_id: str,
+        load: float,
+        metrics: LoadMetrics,
+        state: ServingState = ServingState.SERVING,
+    ) -> Endpoint:
+        """Record a load report and renew the lease (whatever the serving state)."""
         record = self._record(backend_id)
         now = self._clock()
-        record.endpoint = replace(record.endpoint, load=load, metrics=metrics, reported_at=now)
+        change = Change.LOAD if record.endpoint.serving_state is state else Change.STATE
+        record.endpoint = replace(
+            record.endpoint, load=load, metrics=metrics, reported_at=now, serving_state=state
+        )
         record.expires_at = now + self.ttl
-        self._notify(record.endpoint.service, backend_id, Change.LOAD)
+        self._notify(record.endpoint.service, backend_id, change)
         return record.endpoint
 
     def _remove(self, backend_id: str) -> Endpoint:

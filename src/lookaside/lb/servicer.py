@@ -65,13 +65,26 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         if change is Change.LEFT:
             self._stream_owner.pop(backend_id, None)
 
-    def _ok(self, message: str) -> pb.RegisterResponse:
+    def _ok(self, message: str, lease_id: str = "") -> pb.RegisterResponse:
         return pb.RegisterResponse(
             success=True,
             message=message,
             lease_ttl_seconds=self._registry.ttl,
             report_interval_seconds=self._report_interval,
+            lease_id=lease_id,
         )
+
+    def _record_report(self, report: pb.LoadReport, caller: str, expected_id: str | None) -> str:
+        """Validate one load report, check its lease or caller, record it; the backend id."""
+        backend_id, load, metrics = convert.report_from_pb(report)
+        state = convert.serving_state_from_pb(report.serving_state)
+        if expected_id is not None and backend_id != expected_id:
+            raise InvalidArgument(
+                "id", f"this stream speaks for {expected_id!r}, not {backend_id!r}"
+            )
+        self._owners.check_owner(backend_id, caller, report.lease_id)
+        self._registry.report(backend_id, load, metrics, state)
+        return backend_id
 
     async def RegisterBackend(
         self, request: pb.BackendInfo, context: Context
@@ -83,7 +96,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
             created = self._registry.register(registration)
         except ServiceError as error:
             await abort_with(context, error)
-        self._owners.claim(registration.id, caller)
+        lease_id = self._owners.claim(registration.id, caller)
         if created:
             log.info(
                 "registered id=%s service=%s target=%s:%d capacity=%d",
@@ -93,14 +106,12 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
                 registration.port,
                 registration.capacity,
             )
-            return self._ok(f"registered {registration.id}")
-        return self._ok(f"renewed {registration.id}")
+            return self._ok(f"registered {registration.id}", lease_id)
+        return self._ok(f"renewed {registration.id}", lease_id)
 
     async def ReportLoad(self, request: pb.LoadReport, context: Context) -> pb.RegisterResponse:
         try:
-            backend_id, load, metrics = convert.report_from_pb(request)
-            self._owners.check_owner(backend_id, peer_ip(context.peer()))
-            self._registry.report(backend_id, load, metrics)
+            self._record_report(request, peer_ip(context.peer()), None)
         except ServiceError as error:
             await abort_with(context, error)
         return self._ok("load recorded")
@@ -119,18 +130,10 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         try:
             async for report in request_iterator:
                 try:
-                    reported_id, load, metrics = convert.report_from_pb(report)
-                    self._owners.check_owner(reported_id, caller)
+                    reported_id = self._record_report(report, caller, backend_id)
                     if backend_id is None:
                         backend_id = reported_id
-                        self._registry.report(backend_id, load, metrics)
                         self._stream_owner[backend_id] = token
-                    elif reported_id != backend_id:
-                        raise InvalidArgument(
-                            "id", f"this stream speaks for {backend_id!r}, not {reported_id!r}"
-                        )
-                    else:
-                        self._registry.report(backend_id, load, metrics)
                 except ServiceError as error:
                     await abort_with(context, error)
             return self._ok("stream closed")
@@ -163,7 +166,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
     ) -> pb.RegisterResponse:
         try:
             backend_id = validation.backend_id(request.id)
-            self._owners.check_owner(backend_id, peer_ip(context.peer()))
+            self._owners.check_owner(backend_id, peer_ip(context.peer()), request.lease_id)
             endpoint = self._registry.deregister(backend_id)
         except ServiceError as error:
             await abort_with(context, error)
