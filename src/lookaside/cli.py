@@ -51,6 +51,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lookaside.commands.bench_fastpath",
         "measure the fast path (local picks from WatchBackends) against GetBackend per request",
     ),
+    "bench-xds": (
+        "lookaside.commands.bench_xds",
+        "measure the shares stock xDS clients (grpcio, Node) give backends under the LB's weights",
+    ),
+    "xds-bootstrap": (
+        "lookaside.commands.xds_bootstrap",
+        "print the bootstrap file stock gRPC clients use to dial xds:///SERVICE through the LB",
+    ),
 }
 
 

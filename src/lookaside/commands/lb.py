@@ -7,6 +7,7 @@ import argparse
 from lookaside import policies, serving
 from lookaside.lb import policy_flags
 from lookaside.lb import server as lb_server
+from lookaside.lb.xds.config import XdsConfig
 from lookaside.security import AuthTokens, TlsConfig, add_tls_flags, add_token_flags
 
 DESCRIPTION = (
@@ -76,8 +77,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fast path: least seconds between two updates to a WatchBackends subscriber",
     )
     policy_flags.add_policy_arguments(parser)
+    add_xds_arguments(parser)
     add_token_flags(parser, backend=True, client=True)
     add_tls_flags(parser, serves=True, dials=False)
+
+
+def add_xds_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the LB's xDS service (stock gRPC clients dialling xds:///SERVICE) pushes weights."""
+    defaults = XdsConfig()
+    group = parser.add_argument_group("xDS (stock gRPC clients, see lookaside xds-bootstrap)")
+    group.add_argument(
+        "--xds-min-gap",
+        type=float,
+        default=defaults.min_gap,
+        help="least seconds between two weight-only pushes per service (joins and leaves "
+        "are pushed at once)",
+    )
+    group.add_argument(
+        "--xds-threshold",
+        type=float,
+        default=defaults.threshold,
+        help="push new weights only when a backend's share moved by more than this fraction",
+    )
+    group.add_argument(
+        "--xds-smoothing",
+        type=float,
+        default=defaults.smoothing,
+        help="seconds over which load figures are averaged before they become weights",
+    )
+    group.add_argument(
+        "--xds-adapt-period",
+        type=float,
+        default=defaults.adapt_period,
+        help="least_load/p2c: seconds for weights to move e-fold towards equal load",
+    )
+    group.add_argument(
+        "--xds-load-reporting",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.load_reporting,
+        help="ask stock clients for per-backend call counts (LRS); they feed outlier ejection",
+    )
+
+
+def xds_config_from_args(args: argparse.Namespace) -> XdsConfig:
+    return XdsConfig(
+        min_gap=args.xds_min_gap,
+        threshold=args.xds_threshold,
+        smoothing=args.xds_smoothing,
+        adapt_period=args.xds_adapt_period,
+        load_reporting=args.xds_load_reporting,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,5 +145,6 @@ def run(args: argparse.Namespace) -> int:
         policy_options=policy_flags.policy_options_from_args(args),
         outlier=policy_flags.outlier_config_from_args(args),
         watch_min_gap=args.watch_min_gap,
+        xds=xds_config_from_args(args),
     )
     return serving.run(lb_server.serve(config))

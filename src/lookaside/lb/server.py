@@ -18,6 +18,10 @@ from lookaside.lb.registry import DEFAULT_MAX_BACKENDS, DEFAULT_TTL, InMemoryReg
 from lookaside.lb.servicer import DEFAULT_MAX_STREAMS, LoadBalancerService
 from lookaside.lb.watch_hub import DEFAULT_MIN_GAP as DEFAULT_WATCH_MIN_GAP
 from lookaside.lb.watch_hub import WatchHub
+from lookaside.lb.xds.ads import AggregatedDiscoveryService, add_ads_to_server, xds_auth_rules
+from lookaside.lb.xds.config import XdsConfig
+from lookaside.lb.xds.lrs import LoadReportingService, add_lrs_to_server
+from lookaside.lb.xds.publisher import Publisher
 from lookaside.security import AuthTokens, BearerAuthInterceptor, TlsConfig, lb_auth_rules
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
@@ -47,6 +51,7 @@ class LbConfig:
     outlier: OutlierConfig = field(default_factory=OutlierConfig)
     client_stats_interval: float = 2.0  # how often clients are asked to send call stats
     watch_min_gap: float = DEFAULT_WATCH_MIN_GAP  # fast path: least time between two updates
+    xds: XdsConfig = field(default_factory=XdsConfig)  # xDS control plane: weights and damping
 
     def __post_init__(self) -> None:
         for name in (self.policy, *self.service_policies.values()):
@@ -101,11 +106,19 @@ class LbServer:
             client_stats_interval=config.client_stats_interval,
             watch_hub=WatchHub(config.watch_min_gap),
         )
+        self.xds = Publisher(self.balancer, config.xds, clock, services=config.service_policies)
+        self.ads = AggregatedDiscoveryService(self.xds)
+        self.lrs = LoadReportingService(
+            self.balancer.record_client_stats, config.client_stats_interval
+        )
         rules = lb_auth_rules(config.tokens)
+        rules.update(xds_auth_rules(config.tokens))
         interceptors = [BearerAuthInterceptor(rules)] if rules else []
         self._credentials = config.tls.server_credentials()  # reads the PEM files now
         self._server = serving.new_server(config.max_message_bytes, interceptors)
         pb_grpc.add_LoadBalancerServicer_to_server(self.service, self._server)
+        add_ads_to_server(self.ads, self._server)
+        add_lrs_to_server(self.lrs, self._server)
         self._health = serving.add_health_and_reflection(self._server, [LB_SERVICE])
         self._sweeper: asyncio.Task[None] | None = None
         self.port = 0

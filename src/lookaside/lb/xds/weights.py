@@ -1,0 +1,188 @@
+"""Integer locality weights from what the LB knows, and when a new set is worth pushing.
+
+Stock gRPC clients honour only *locality* weights (gRFC A52 ``wrr_locality``),
+and only integers, so every backend becomes its own locality and gets a whole
+number here. What the number means depends on the service's policy:
+
+* ``round_robin``, ``pick_first``: every backend weighs 1 (pick_first's order
+  is carried by priorities, see :mod:`~lookaside.lb.xds.resources`);
+* ``ring_hash``: the static weight given at registration;
+* ``least_load`` and ``p2c``: weights that *equalise load*. The LB cannot
+  steer each call, so it steers the weights: a backend whose smoothed load
+  (tasks in flight per worker, divided by its static weight) is above the
+  service's mean loses weight, one below gains, by ``(mean / load) ** (dt /
+  adapt_period)`` per step — an integral controller in log space, whose only
+  fixed point is equal load. With equal load, a backend four times slower ends
+  with about a quarter of the share (in flight = rate x latency), which is the
+  state ``least_load`` aims for. Weights start at ``capacity x static weight``.
+  A controller, not a formula such as ``rps / load``: any per-backend floor or
+  noise in a formula's denominator gives less traffic -> smaller figure -> less
+  traffic, a spiral; the controller only ever compares loads;
+* ``weighted_round_robin``: the weight gRFC A58 computes from the report,
+  ``qps / (utilization + eps / qps * penalty)``
+  (:func:`~lookaside.policies.weighted_round_robin.reported_weight`), smoothed;
+  backends without one get the mean (as A58 does), and with fewer than two
+  every backend gets ``capacity x static weight``.
+
+Loads and A58 figures are smoothed by an exponential moving average over
+``smoothing`` seconds of report time; weights are bounded to ``[mean /
+max_ratio, mean x max_ratio]`` and scaled so the heaviest is ``resolution``.
+
+Damping (:func:`worth_pushing`): a new set is pushed when membership changed,
+or when some backend's share of the total moved by more than ``threshold`` of
+its old share; the publisher adds the minimum gap between two weight pushes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from lookaside.lb.xds.config import XdsConfig
+from lookaside.model import Endpoint
+from lookaside.policies.weighted_round_robin import WrrConfig, reported_weight
+
+#: Policies whose xDS weights equalise reported load.
+LOAD_AWARE = frozenset({"least_load", "p2c"})
+#: Policies whose xDS weights are A58's, from the ORCA-shaped report.
+A58 = frozenset({"weighted_round_robin"})
+#: Policies whose xDS weights are the static registration weight.
+STATIC = frozenset({"ring_hash"})
+
+#: A58's error penalty: the same default the LB's own weighted_round_robin uses.
+_A58_PENALTY = WrrConfig().error_utilization_penalty
+#: Added to every load before comparing, so near-idle backends (noise) keep their weights.
+LOAD_EPSILON = 0.05
+
+_Sampler = Callable[[Endpoint], float]
+
+
+@dataclass(slots=True)
+class _Backend:
+    """One backend's smoothed figure and weight; restarts when it (re)registers."""
+
+    registered_at: float
+    unit: float  # capacity x static weight when it joined
+    level: float  # its weight before scaling to integers
+    reported_at: float = -math.inf
+    figure: float = 0.0  # smoothed load (load-aware) or A58 weight
+    known: bool = False
+
+
+def _static(endpoint: Endpoint) -> float:
+    return endpoint.weight if endpoint.weight > 0 else 1.0  # 0 means "not given"
+
+
+def _initial(endpoint: Endpoint) -> float:
+    return max(endpoint.capacity, 1) * _static(endpoint)
+
+
+class WeightEstimator:
+    """Per service: its backends' smoothed figures and the integer weights from them."""
+
+    def __init__(self, config: XdsConfig) -> None:
+        self.config = config
+        self._backends: dict[str, _Backend] = {}
+        self._stepped_at: float | None = None
+
+    def weights(self, policy: str, endpoints: tuple[Endpoint, ...], now: float) -> dict[str, int]:
+        """Integer weight (>= 1) per backend id, for the service's policy, at time ``now``."""
+        if policy in LOAD_AWARE:
+            self._observe(endpoints, lambda e: e.load)
+            raw = self._equalise(endpoints, now)
+        elif policy in A58:
+            self._observe(endpoints, lambda e: reported_weight(e, _A58_PENALTY))
+            raw = self._a58(endpoints)
+        elif policy in STATIC:
+            raw = [_static(e) for e in endpoints]
+        else:
+            raw = [1.0] * len(endpoints)
+        return dict(zip((e.id for e in endpoints), to_integers(raw, self.config), strict=True))
+
+    def _observe(self, endpoints: tuple[Endpoint, ...], sample_of: _Sampler) -> None:
+        """Fold each backend's newest report into its average; forget backends that left."""
+        backends: dict[str, _Backend] = {}
+        for endpoint in endpoints:
+            backend = self._backends.get(endpoint.id)
+            if backend is None or backend.registered_at != endpoint.registered_at:
+                unit = _initial(endpoint)
+                backend = _Backend(endpoint.registered_at, unit, self._joining_level(unit))
+            if endpoint.reported_at > 0 and endpoint.reported_at >= backend.reported_at:
+                self._fold(backend, sample_of(endpoint), endpoint.reported_at)
+            backends[endpoint.id] = backend
+        self._backends = backends
+
+    def _joining_level(self, unit: float) -> float:
+        """A newcomer weighs what the others weigh on average per unit of capacity x static."""
+        if not self._backends:
+            return unit
+        per_unit = [b.level / b.unit for b in self._backends.values()]
+        return sum(per_unit) / len(per_unit) * unit
+
+    def _fold(self, backend: _Backend, sample: float, at: float) -> None:
+        if sample < 0 or not math.isfinite(sample):
+            return
+        if not backend.known or self.config.smoothing <= 0:
+            backend.figure, backend.known, backend.reported_at = sample, True, at
+            return
+        alpha = 1.0 - math.exp(-(at - backend.reported_at) / self.config.smoothing)
+        backend.figure += alpha * (sample - backend.figure)
+        backend.reported_at = at
+
+    def _equalise(self, endpoints: tuple[Endpoint, ...], now: float) -> list[float]:
+        """One controller step: levels move towards equal load per unit of static weight."""
+        backends = [self._backends[e.id] for e in endpoints]
+        dt = 0.0 if self._stepped_at is None else max(now - self._stepped_at, 0.0)
+        self._stepped_at = now
+        known = [(b, b.figure / _static(e)) for b, e in zip(backends, endpoints, strict=True)]
+        known = [(b, load) for b, load in known if b.known]
+        if dt > 0 and len(known) >= 2:
+            mean = sum(load for _, load in known) / len(known)
+            exponent = min(1.0, dt / self.config.adapt_period)
+            for backend, load in known:
+                backend.level *= ((mean + LOAD_EPSILON) / (load + LOAD_EPSILON)) ** exponent
+            self._bound(backends)
+        return [b.level for b in backends]
+
+    def _bound(self, backends: list[_Backend]) -> None:
+        mean = sum(b.level for b in backends) / len(backends)
+        low, high = mean / self.config.max_ratio, mean * self.config.max_ratio
+        for backend in backends:
+            backend.level = min(max(backend.level, low), high)
+
+    def _a58(self, endpoints: tuple[Endpoint, ...]) -> list[float]:
+        backends = [self._backends[e.id] for e in endpoints]
+        known = [b.figure for b in backends if b.known and b.figure > 0]
+        if len(known) < 2:
+            return [_initial(e) for e in endpoints]
+        mean = sum(known) / len(known)
+        low, high = mean / self.config.max_ratio, mean * self.config.max_ratio
+        return [
+            (min(max(b.figure, low), high) if b.known and b.figure > 0 else mean) * _static(e)
+            for b, e in zip(backends, endpoints, strict=True)
+        ]
+
+
+def to_integers(raw: list[float], config: XdsConfig) -> list[int]:
+    """Scale so the heaviest is ``resolution``; everyone gets at least 1 (0 would drop it)."""
+    if not raw:
+        return []
+    heaviest = max(raw)
+    if heaviest <= 0 or not math.isfinite(heaviest):
+        return [1] * len(raw)
+    return [max(1, round(w / heaviest * config.resolution)) for w in raw]
+
+
+def worth_pushing(old: Mapping[str, int], new: Mapping[str, int], threshold: float) -> bool:
+    """True when membership differs or some backend's share moved by more than ``threshold``."""
+    if old.keys() != new.keys():
+        return True
+    old_total, new_total = sum(old.values()), sum(new.values())
+    if not old_total or not new_total:
+        return old != new
+    for backend_id, weight in new.items():
+        old_share = old[backend_id] / old_total
+        if abs(weight / new_total - old_share) > threshold * old_share:
+            return True
+    return False

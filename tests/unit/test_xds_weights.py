@@ -1,0 +1,185 @@
+"""xDS weights: per policy, from load figures, smoothed, bounded, integers; damping."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from lookaside.lb.xds.config import XdsConfig
+from lookaside.lb.xds.weights import WeightEstimator, to_integers, worth_pushing
+from lookaside.model import Endpoint, LoadMetrics
+
+
+def backend(
+    backend_id: str, *, rps: float = 0.0, load: float = 0.0, at: float = 0.0, **fields: float
+) -> Endpoint:
+    return Endpoint(
+        backend_id,
+        "127.0.0.1",
+        9000 + len(backend_id),
+        load=load,
+        reported_at=at,
+        metrics=LoadMetrics(rps_fractional=rps, application_utilization=fields.pop("util", 0.0)),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def test_round_robin_weighs_everyone_the_same_whatever_the_load() -> None:
+    estimator = WeightEstimator(XdsConfig())
+    endpoints = (backend("a", rps=100, load=0.5, at=1), backend("b", rps=10, load=3, at=1))
+    assert estimator.weights("round_robin", endpoints, 1) == {"a": 100, "b": 100}
+    assert estimator.weights("pick_first", endpoints, 1) == {"a": 100, "b": 100}
+
+
+def test_ring_hash_uses_the_static_weights() -> None:
+    estimator = WeightEstimator(XdsConfig(resolution=70))
+    endpoints = (backend("a", weight=1), backend("b", weight=2), backend("c", weight=7))
+    assert estimator.weights("ring_hash", endpoints, 0) == {"a": 10, "b": 20, "c": 70}
+
+
+def test_least_load_starts_at_capacity_times_static_weight() -> None:
+    estimator = WeightEstimator(XdsConfig())
+    endpoints = (backend("a", capacity=4), backend("b", capacity=8), backend("c", weight=4))
+    assert estimator.weights("least_load", endpoints, 0) == {"a": 50, "b": 100, "c": 50}
+
+
+def simulate(
+    latency: dict[str, float],
+    static: dict[str, float],
+    seconds: float,
+    config: XdsConfig,
+    in_flight: float = 12.0,
+    workers: int = 8,
+) -> dict[str, float]:
+    """Closed-loop clients: shares follow the weights, in flight = rate x share x latency.
+
+    Every 0.1 s each backend reports its load (in flight per worker); returns the shares.
+    """
+    estimator = WeightEstimator(config)
+    ids = list(latency)
+    endpoints = tuple(backend(i, capacity=workers, weight=static[i]) for i in ids)
+    weights = estimator.weights("least_load", endpoints, 0.0)
+    now = 0.0
+    while now < seconds:
+        now += 0.1
+        total = sum(weights.values())
+        share = {i: weights[i] / total for i in ids}
+        rate = in_flight / sum(share[i] * latency[i] for i in ids)
+        endpoints = tuple(
+            replace(e, load=rate * share[e.id] * latency[e.id] / workers, reported_at=now)
+            for e in endpoints
+        )
+        weights = estimator.weights("least_load", endpoints, now)
+    total = sum(weights.values())
+    return {i: weights[i] / total for i in ids}
+
+
+def test_least_load_weights_settle_where_loads_are_equal() -> None:
+    """2 fast (40 ms) and 1 slow (160 ms): equal load means the slow one gets 1/9."""
+    shares = simulate(
+        {"fast1": 0.04, "fast2": 0.04, "slow": 0.16},
+        dict.fromkeys(("fast1", "fast2", "slow"), 1.0),
+        30,
+        XdsConfig(),
+    )
+    assert shares["slow"] == pytest.approx(1 / 9, abs=0.02)
+    assert shares["fast1"] == pytest.approx(shares["fast2"], abs=0.02)
+
+
+def test_least_load_with_equal_backends_follows_the_static_weights() -> None:
+    shares = simulate(dict.fromkeys("abc", 0.02), {"a": 1, "b": 2, "c": 7}, 30, XdsConfig())
+    assert shares == pytest.approx({"a": 0.1, "b": 0.2, "c": 0.7}, abs=0.02)
+
+
+def test_least_load_keeps_weights_while_idle() -> None:
+    estimator = WeightEstimator(XdsConfig())
+    endpoints = (backend("a", load=0, at=1), backend("b", load=0.01, at=1))
+    assert estimator.weights("least_load", endpoints, 1) == {"a": 100, "b": 100}
+    later = tuple(replace(e, reported_at=5) for e in endpoints)
+    weights = estimator.weights("least_load", later, 5)
+    assert weights["b"] >= 80  # 0.01 of noise moves it little
+
+
+def test_least_load_bounds_weights_to_max_ratio_of_the_mean() -> None:
+    config = XdsConfig(max_ratio=2, adapt_period=0.1)
+    shares = simulate(
+        dict.fromkeys(("a", "b"), 0.02) | {"slow": 10.0},
+        dict.fromkeys(("a", "b", "slow"), 1.0),
+        10,
+        config,
+    )
+    # Unbounded, the slow one would fall to almost nothing (its load is 500 times the
+    # others'); bounded, it keeps about half the mean weight.
+    assert shares["slow"] > 0.12
+
+
+def test_a_joining_backend_gets_the_average_weight_per_unit() -> None:
+    estimator = WeightEstimator(XdsConfig(smoothing=0, adapt_period=1))
+    a, b = backend("a", load=1.0, at=1), backend("b", load=0.0, at=1)
+    estimator.weights("least_load", (a, b), 1)
+    weights = estimator.weights(
+        "least_load", (replace(a, reported_at=2), replace(b, reported_at=2)), 2
+    )
+    assert weights["a"] < weights["b"]
+    new = backend("new", weight=2)
+    weights = estimator.weights("least_load", (a, b, new), 2)
+    assert weights["new"] == pytest.approx(weights["a"] + weights["b"], abs=2)
+
+
+def test_a58_weights_for_weighted_round_robin() -> None:
+    estimator = WeightEstimator(XdsConfig(smoothing=0))
+    endpoints = (
+        backend("a", rps=100, util=0.5, at=1),  # 200
+        backend("b", rps=50, util=0.5, at=1),  # 100
+        backend("new", weight=3),  # no report yet: the mean (150) x static 3
+    )
+    assert estimator.weights("weighted_round_robin", endpoints, 1) == {"a": 44, "b": 22, "new": 100}
+
+
+def test_a58_with_fewer_than_two_figures_is_capacity_times_static() -> None:
+    estimator = WeightEstimator(XdsConfig())
+    endpoints = (backend("a", capacity=4, rps=10, util=0.1, at=1), backend("b", capacity=8))
+    assert estimator.weights("weighted_round_robin", endpoints, 1) == {"a": 50, "b": 100}
+
+
+def test_smoothing_moves_part_way_towards_a_new_figure() -> None:
+    estimator = WeightEstimator(XdsConfig(smoothing=1.0, resolution=1000))
+    a, b = backend("a", rps=100, util=1, at=1), backend("b", rps=100, util=1, at=1)
+    assert estimator.weights("weighted_round_robin", (a, b), 1) == {"a": 1000, "b": 1000}
+    # b's throughput halves, reported one smoothing period later: it moves 63 % of the way.
+    a2 = replace(a, reported_at=2)
+    b2 = replace(
+        b, reported_at=2, metrics=LoadMetrics(rps_fractional=50, application_utilization=1)
+    )
+    weights = estimator.weights("weighted_round_robin", (a2, b2), 2)
+    assert weights["b"] == pytest.approx(1000 * (100 - 0.632 * 50) / 100, abs=2)
+    # The same report seen again changes nothing.
+    assert estimator.weights("weighted_round_robin", (a2, b2), 3) == weights
+
+
+def test_a_rejoined_backend_starts_afresh() -> None:
+    estimator = WeightEstimator(XdsConfig(smoothing=10))
+    a, b = backend("a", rps=100, util=1, at=1), backend("b", rps=100, util=1, at=1)
+    estimator.weights("weighted_round_robin", (a, b), 1)
+    b_again = replace(
+        b,
+        registered_at=5,
+        reported_at=6,
+        metrics=LoadMetrics(rps_fractional=25, application_utilization=1),
+    )
+    assert estimator.weights("weighted_round_robin", (a, b_again), 6) == {"a": 100, "b": 25}
+
+
+def test_to_integers_never_gives_zero() -> None:
+    assert to_integers([1000.0, 1.0], XdsConfig(resolution=100)) == [100, 1]
+    assert to_integers([], XdsConfig()) == []
+
+
+def test_damping_pushes_membership_and_big_moves_only() -> None:
+    old = {"a": 100, "b": 100}
+    assert worth_pushing(old, {"a": 100}, threshold=0.1)
+    assert worth_pushing(old, {"a": 100, "b": 100, "c": 1}, threshold=0.1)
+    assert not worth_pushing(old, {"a": 100, "b": 90}, threshold=0.1)  # b: 0.5 -> 0.47
+    assert worth_pushing(old, {"a": 100, "b": 70}, threshold=0.1)  # b: 0.5 -> 0.41
+    assert worth_pushing(old, {"a": 100, "b": 90}, threshold=0.0)
