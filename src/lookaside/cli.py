@@ -59,6 +59,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lookaside.commands.xds_bootstrap",
         "print the bootstrap file stock gRPC clients use to dial xds:///SERVICE through the LB",
     ),
+    "bench-channel": (
+        "lookaside.commands.bench_channel",
+        "measure lookaside.channel and sync_channel against stock gRPC round_robin, per call",
+    ),
 }
 
 

@@ -17,9 +17,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from lookaside.client.admin import list_backends, wait_for_backends
+from lookaside.client.config import LOOKASIDE_CLIENT_DEFAULTS, ClientConfig
 from lookaside.client.lookaside_client import ComputeResult, LookasideClient, LookasideError
 from lookaside.procs import ServerProcess, stop_all
 from lookaside.security import TlsConfig, Token
@@ -137,13 +137,13 @@ class LoadRun:
         concurrency: int = 8,
         pause: float = 0.005,
         limit: int = 5000,
-        **client_options: Any,
+        config: ClientConfig = LOOKASIDE_CLIENT_DEFAULTS,
     ) -> None:
         self.lb_target = lb_target
         self.concurrency = concurrency
         self.pause = pause
         self.limit = limit
-        self.client_options = client_options
+        self.config = config
         self.sent = self.ok = self.failed = self.retried = 0
         self.via_lb = self.via_memory = 0
         self.served_by: Counter[str] = Counter()
@@ -188,7 +188,7 @@ class LoadRun:
         asyncio.run(self._main())
 
     async def _main(self) -> None:
-        async with LookasideClient(self.lb_target, **self.client_options) as client:
+        async with LookasideClient(self.lb_target, config=self.config) as client:
             await asyncio.gather(*(self._worker(client, n) for n in range(self.concurrency)))
 
     async def _worker(self, client: LookasideClient, worker: int) -> None:

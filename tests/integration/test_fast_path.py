@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from dataclasses import replace
 
 import grpc
 import pytest
 
+from lookaside.client.config import LOOKASIDE_CLIENT_DEFAULTS
 from lookaside.client.lookaside_client import LookasideClient
 from lookaside.lb.server import LbConfig, LbServer
 from lookaside.v1 import load_balancer_pb2 as pb
@@ -58,7 +60,9 @@ def test_fast_path_picks_locally_and_survives_the_lb(cluster: Cluster) -> None:
     cluster.wait_registered({"b1", "b2", "b3"})
 
     async def run() -> tuple[Counter[str], Counter[str], set[str]]:
-        async with LookasideClient(cluster.lb_target, fast_path=True) as client:
+        async with LookasideClient(
+            cluster.lb_target, config=replace(LOOKASIDE_CLIENT_DEFAULTS, fast_path=True)
+        ) as client:
             await client.wait_fast_path()
             await _until(lambda: client.fast_path_size() == 3, 5, "three backends")
             spread = Counter([(await client.compute(f"r{i}")).backend_id for i in range(30)])

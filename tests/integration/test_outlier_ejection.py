@@ -6,10 +6,12 @@ import asyncio
 import signal
 import time
 from collections import Counter
+from dataclasses import replace
 
 import grpc
 import pytest
 
+from lookaside.client.config import LOOKASIDE_CLIENT_DEFAULTS
 from lookaside.client.lookaside_client import LookasideClient
 from lookaside.lb.outlier import OutlierConfig
 from lookaside.lb.server import LbConfig, LbServer
@@ -72,7 +74,10 @@ def test_hung_backend_is_ejected_before_its_lease_runs_out(cluster: Cluster) -> 
 
     async def run() -> tuple[int, set[str]]:
         failures = 0
-        async with LookasideClient(cluster.lb_target, timeout=5, attempt_timeout=0.3) as client:
+        async with LookasideClient(
+            cluster.lb_target,
+            config=replace(LOOKASIDE_CLIENT_DEFAULTS, timeout=5, attempt_timeout=0.3),
+        ) as client:
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
                 for i in range(6):

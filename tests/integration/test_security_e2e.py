@@ -12,11 +12,13 @@ import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
 import pytest
 
+from lookaside.client.config import LOOKASIDE_CLIENT_DEFAULTS
 from lookaside.client.lookaside_client import LookasideClient, LookasideError
 from lookaside.procs import lookaside_command
 from lookaside.security import AUTH_TOKEN_ENV, CLIENT_TOKEN_ENV, TlsConfig, Token, bearer_metadata
@@ -159,7 +161,9 @@ def tls_flags(cert: Path, key: Path, client_ca: Path | None = None) -> list[str]
 
 
 async def compute_error(lb_target: str, tls: TlsConfig | None) -> grpc.StatusCode:
-    async with LookasideClient(lb_target, tls=tls, timeout=3, max_attempts=1) as client:
+    async with LookasideClient(
+        lb_target, config=replace(LOOKASIDE_CLIENT_DEFAULTS, tls=tls, timeout=3, max_attempts=1)
+    ) as client:
         with pytest.raises(LookasideError) as caught:
             await client.compute("hello")
     return caught.value.code

@@ -4,8 +4,8 @@ Two ways to send the same requests to the same backends, measured side by side
 in one run, alternating (A B A B ...) so drift on a shared machine hits both:
 
 * ``lb_per_request`` — the seed's flow: ``GetBackend`` then ``ComputeTask``;
-* ``fast_path`` — ``LookasideClient(fast_path=True)``: the client subscribes to
-  ``WatchBackends`` and picks locally, then ``ComputeTask``.
+* ``fast_path`` — ``LookasideClient`` with ``ClientConfig(fast_path=True)``: the
+  client subscribes to ``WatchBackends`` and picks locally, then ``ComputeTask``.
 
 Reported per mode: median, p99, throughput, and the LB's CPU seconds per 1,000
 requests (read from ``/proc/<pid>/stat`` before and after), which is the cost
@@ -18,7 +18,7 @@ import os
 import statistics
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lookaside.bench.fleet import BackendSpec, Fleet, numbered_ids
@@ -30,9 +30,11 @@ from lookaside.bench.load import (
     closed_loop,
 )
 from lookaside.bench.metrics import summarize
+from lookaside.client.config import LOOKASIDE_CLIENT_DEFAULTS
 from lookaside.v1 import load_balancer_pb2 as pb
 
 MODES = ("lb_per_request", "fast_path")
+FAST_PATH_CONFIG = replace(LOOKASIDE_CLIENT_DEFAULTS, fast_path=True, report_stats=False)
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -46,7 +48,7 @@ class FastPathFlow(FailoverClient):
     """:meth:`LookasideClient.compute` with ``fast_path=True``: local picks, then the call."""
 
     def __init__(self, lb_target: str) -> None:
-        super().__init__(lb_target, fast_path=True, report_stats=False)
+        super().__init__(lb_target, config=FAST_PATH_CONFIG)
 
     async def connect(self) -> None:
         await self._client.wait_fast_path()

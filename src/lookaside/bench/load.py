@@ -31,12 +31,14 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import Protocol
 
 from grpc import aio
 
 from lookaside.bench.metrics import RequestRecord
 from lookaside.channels import dial
+from lookaside.client.config import LOOKASIDE_CLIENT_DEFAULTS, ClientConfig
 from lookaside.client.lookaside_client import LookasideClient, LookasideError
 from lookaside.model import DEFAULT_SERVICE
 from lookaside.v1 import load_balancer_pb2 as pb
@@ -94,16 +96,17 @@ class FlowClient(Protocol):
 
 
 class _LookasideFlow:
-    """A flow over one :class:`LookasideClient` of its own; ``options`` go to its constructor."""
+    """A flow over one :class:`LookasideClient` of its own, made with ``config``."""
 
     def __init__(
         self,
         lb_target: str,
         service: str = DEFAULT_SERVICE,
         client_id: str = "",
-        **options: Any,
+        config: ClientConfig = LOOKASIDE_CLIENT_DEFAULTS,
     ) -> None:
-        self._client = LookasideClient(lb_target, service, client_id=client_id or None, **options)
+        config = replace(config, client_id=client_id) if client_id else config
+        self._client = LookasideClient(lb_target, service, config)
 
     async def connect(self) -> None:
         """Nothing public to do: shared connections are warmed by :class:`WarmConnections`."""

@@ -1,79 +1,70 @@
-"""``LookasideClient``: ask the LB for a backend, call it directly, fail over.
+"""``LookasideClient``: the demo ``Compute`` service over :func:`lookaside.channel`.
 
 Async first::
 
     async with LookasideClient("127.0.0.1:50051", service="compute") as client:
         reply = await client.compute("hello")   # reply.result == "olleh"
 
-One channel per backend is kept and reused. Every request has a deadline that
-covers all its attempts. When a backend answers ``UNAVAILABLE``,
-``DEADLINE_EXCEEDED`` or ``RESOURCE_EXHAUSTED`` the client asks the LB again,
-excluding the backends that just failed, and retries (the task is idempotent),
-with jittered back-off between attempts, up to ``max_attempts``.
+A thin layer: the calls go through a :class:`~lookaside.client.channel.Channel`
+(one channel per backend, picks, retries, fallback, client stats), with a gRFC
+A6 retry policy for ``ComputeTask`` (the task is idempotent): ``UNAVAILABLE``,
+``DEADLINE_EXCEEDED`` and ``RESOURCE_EXHAUSTED`` are retried on another
+backend, with jittered back-off, up to ``max_attempts``, all within one
+deadline. ``attempt_timeout`` bounds each attempt but the last, to fail over
+from a backend that hangs.
 
-When the LB itself cannot be reached (``UNAVAILABLE`` or ``DEADLINE_EXCEEDED``
-from ``GetBackend``), the client carries on with the backends it remembers:
-the last :data:`MAX_REMEMBERED` it was handed for the service, round-robin,
-minus those that answered ``UNAVAILABLE`` since. For :data:`LB_RETRY_INTERVAL`
-after finding the LB unreachable it does not wait on it at all; then it asks
-again, and uses it as before once it answers. ``ComputeResult.from_lb`` says
-which way a request went.
-
-Fast path: ``fast_path=True`` subscribes to the LB's ``WatchBackends`` stream
-and picks locally with the same policy code (see :mod:`lookaside.client.fast_path`),
-so a request costs one RPC (to the backend) instead of two. Until the first
-update arrives, and whenever the local set has nobody left to offer, the
-client asks the LB as usual.
-
-Outcomes: the client counts calls finished and failed per backend and sends
-them to the LB every few seconds (``ReportClientStats``), which ejects
-backends that clients see failing; ``report_stats=False`` turns that off.
-
-Security: ``tls`` (a :class:`~lookaside.security.TlsConfig` with ``ca``, and
-``cert``/``key`` for mutual TLS) makes every channel, to the LB and to the
-backends, TLS with the same trust; ``token`` is the LB's client token, sent on
-``GetBackend``.
+Its defaults (:data:`~lookaside.client.config.LOOKASIDE_CLIENT_DEFAULTS`) ask
+the LB for every request (``GetBackend``), as it always did; pass
+``ClientConfig(fast_path=True)`` for local picks. When the LB is unreachable
+the client carries on with the backends it remembers and
+``ComputeResult.from_lb`` says so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
-import uuid
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
+from typing import cast
 
 import grpc
 from grpc import aio
 
-from lookaside.channels import dial
-from lookaside.client.fast_path import BackendWatcher
-from lookaside.client.stats import CallStats, ClientStatsReporter
-from lookaside.model import DEFAULT_SERVICE, PickRequest
-from lookaside.security import TlsConfig, Token, bearer_metadata
+from lookaside.client.calls import HASH_KEY_METADATA, UnaryUnaryCall
+from lookaside.client.channel import Channel
+from lookaside.client.config import LOOKASIDE_CLIENT_DEFAULTS, ClientConfig
+from lookaside.client.stats import CallStats
+from lookaside.model import DEFAULT_SERVICE
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 
-RETRYABLE = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
+COMPUTE_SERVICE = "lookaside.v1.Compute"
+#: What ComputeTask retries: the task is idempotent, so overload and timeouts too.
+RETRYABLE = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")
+INITIAL_BACKOFF = 0.04  # seconds; doubled per retry up to MAX_BACKOFF
+MAX_BACKOFF = 0.5
+
+
+def compute_service_config(max_attempts: int, attempt_timeout: float | None) -> str | None:
+    """The gRFC A6 service config for ``ComputeTask`` (None: no retries)."""
+    if max_attempts < 2:
+        return None
+    policy: dict[str, object] = {
+        "maxAttempts": max_attempts,
+        "initialBackoff": f"{INITIAL_BACKOFF}s",
+        "maxBackoff": f"{MAX_BACKOFF}s",
+        "backoffMultiplier": 2,
+        "retryableStatusCodes": list(RETRYABLE),
     }
-)
-#: Statuses that count against the backend in the stats sent to the LB.
-BACKEND_FAULTS = RETRYABLE | {
-    grpc.StatusCode.INTERNAL,
-    grpc.StatusCode.UNKNOWN,
-    grpc.StatusCode.DATA_LOSS,
-}
-LB_UNREACHABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
-MAX_CACHED_CHANNELS = 256
-MAX_REMEMBERED = 64  # backends remembered per client for when the LB is unreachable
-LB_RETRY_INTERVAL = 0.5  # seconds to go without the LB after finding it unreachable
+    if attempt_timeout is not None:
+        policy["perAttemptRecvTimeout"] = f"{attempt_timeout}s"
+    return json.dumps(
+        {"methodConfig": [{"name": [{"service": COMPUTE_SERVICE}], "retryPolicy": policy}]}
+    )
 
 
 @dataclass(frozen=True)
@@ -82,8 +73,8 @@ class ComputeResult:
 
     result: str
     backend_id: str
-    latency_ms: float  # whole request: LB queries, compute calls and retries
-    lb_ms: float  # time spent in GetBackend
+    latency_ms: float  # whole request: picks, compute calls and retries
+    lb_ms: float  # time spent picking (GetBackend; ~0 on the fast path)
     compute_ms: float  # time spent in ComputeTask
     attempts: int
     from_lb: bool = True  # False: the LB was unreachable, a remembered backend served it
@@ -102,65 +93,25 @@ class LookasideClient:
         self,
         lb_target: str,
         service: str = DEFAULT_SERVICE,
+        config: ClientConfig = LOOKASIDE_CLIENT_DEFAULTS,
         *,
-        client_id: str | None = None,
-        timeout: float = 10.0,
-        lb_timeout: float = 2.0,
-        max_attempts: int = 3,
         rng: random.Random | None = None,
-        token: Token | None = None,
-        tls: TlsConfig | None = None,
-        report_stats: bool = True,
-        attempt_timeout: float | None = None,
-        fast_path: bool = False,
-        fast_path_policy: str | None = None,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
-        if attempt_timeout is not None and attempt_timeout <= 0:
-            raise ValueError("attempt_timeout must be positive")
-        #: Longest wait for one backend call; None = all that is left of the deadline.
-        #: Set it to fail over from a backend that hangs instead of waiting it out.
-        self.attempt_timeout = attempt_timeout
+        if config.service_config is None:
+            retry = compute_service_config(config.max_attempts, config.attempt_timeout)
+            config = replace(config, service_config=retry)
+        self.config = config
         self.lb_target = lb_target
         self.service = service
-        self.client_id = client_id or f"client-{uuid.uuid4().hex[:8]}"
-        self.timeout = timeout
-        self.lb_timeout = lb_timeout
-        self.max_attempts = max_attempts
-        self._rng = rng or random.Random()
-        self._credentials = tls.channel_credentials() if tls is not None else None
-        self._lb_metadata = bearer_metadata(token)
-        self._lb_channel = dial(lb_target, self._credentials)
-        self._lb = pb_grpc.LoadBalancerStub(self._lb_channel)
-        self._channels: OrderedDict[str, aio.Channel] = OrderedDict()
-        self._remembered: OrderedDict[str, pb.BackendInfo] = OrderedDict()
-        self._next_remembered = 0
-        self._skip_lb_until = 0.0
-        self._watcher = (
-            BackendWatcher(
-                self._lb_channel,
-                self.client_id,
-                service,
-                policy=fast_path_policy,
-                metadata=self._lb_metadata,
-                rng=self._rng,
-            )
-            if fast_path
-            else None
-        )
-        self.call_stats = CallStats()
-        self._stats_reporter = (
-            ClientStatsReporter(
-                self._lb_channel,
-                self.call_stats,
-                self.client_id,
-                self.service,
-                metadata=self._lb_metadata,
-            )
-            if report_stats
-            else None
-        )
+        self.timeout = config.timeout
+        self.channel = Channel(lb_target, service, config, rng=rng)
+        self.client_id = self.channel.client_id
+        self._router = self.channel.router
+        self._stub = pb_grpc.ComputeStub(self.channel)
+
+    @property
+    def call_stats(self) -> CallStats:
+        return self._router.stats
 
     async def __aenter__(self) -> LookasideClient:
         return self
@@ -175,199 +126,87 @@ class LookasideClient:
 
     async def flush_stats(self) -> None:
         """Send the call outcomes counted so far to the LB now, not at the next interval."""
-        if self._stats_reporter is not None:
-            await self._stats_reporter.flush()
+        await self.channel.flush_stats()
 
     def fast_path_size(self) -> int:
         """How many backends the fast path knows now (0 without it or before its first set)."""
-        return self._watcher.size if self._watcher is not None else 0
+        return len(self.channel.backends())
 
     async def wait_fast_path(self, timeout: float = 5.0) -> None:
         """Wait until the fast path has its first set of backends (for tools and tests)."""
-        if self._watcher is None:
+        watcher = self._router.watcher
+        if watcher is None:
             raise RuntimeError("this client was made without fast_path=True")
-        self._watcher.start()
-        await asyncio.wait_for(self._watcher.ready.wait(), timeout)
+        self._router.start()
+        await asyncio.wait_for(watcher.ready.wait(), timeout)
 
     async def close(self) -> None:
-        if self._watcher is not None:
-            await self._watcher.stop()
-        if self._stats_reporter is not None:
-            await self._stats_reporter.stop()  # sends what is left
-        channels = [self._lb_channel, *self._channels.values()]
-        self._channels.clear()
-        await asyncio.gather(*(channel.close(None) for channel in channels))
-
-    def _channel(self, target: str) -> aio.Channel:
-        channel = self._channels.get(target)
-        if channel is None:
-            channel = self._channels[target] = dial(target, self._credentials)
-            if len(self._channels) > MAX_CACHED_CHANNELS:
-                _, oldest = self._channels.popitem(last=False)
-                asyncio.get_running_loop().create_task(oldest.close(None))
-        else:
-            self._channels.move_to_end(target)
-        return channel
+        await self.channel.close()
 
     async def get_backend(
         self, exclude: Sequence[str] = (), hash_key: str = "", timeout: float | None = None
     ) -> pb.BackendInfo:
         """Ask the LB for a backend (the seed's ``GetBackend``)."""
-        request = pb.ServerRequest(
-            client_id=self.client_id,
-            service_name=self.service,
-            hash_key=hash_key,
-            exclude_ids=list(exclude),
-        )
-        return await self._lb.GetBackend(
-            request, timeout=timeout or self.lb_timeout, metadata=self._lb_metadata
-        )
+        return await self._router.lb_picker.get_backend(exclude, hash_key, timeout)
 
     def remembered(self) -> list[str]:
         """Ids of the backends this client would fall back on, oldest first."""
-        return list(self._remembered)
-
-    def _remember(self, backend: pb.BackendInfo) -> None:
-        self._remembered[backend.id] = backend
-        self._remembered.move_to_end(backend.id)
-        if len(self._remembered) > MAX_REMEMBERED:
-            self._remembered.popitem(last=False)
-
-    def _forget(self, backend_id: str) -> None:
-        self._remembered.pop(backend_id, None)
-
-    def _pick_remembered(self, exclude: Sequence[str]) -> pb.BackendInfo | None:
-        """Round-robin over the remembered backends not in ``exclude``."""
-        candidates = [b for b in self._remembered.values() if b.id not in exclude]
-        if not candidates:
-            return None
-        self._next_remembered += 1
-        return candidates[self._next_remembered % len(candidates)]
-
-    def _lb_unreachable(self, error: aio.AioRpcError) -> bool:
-        """True when the LB did not answer (as opposed to answering "no backend")."""
-        if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return True
-        state = self._lb_channel.get_state(try_to_connect=False)
-        return state != grpc.ChannelConnectivity.READY
-
-    async def _choose(
-        self, exclude: Sequence[str], hash_key: str, remaining: float
-    ) -> tuple[pb.BackendInfo | None, bool, aio.AioRpcError | None]:
-        """(backend, from the LB?, the LB's error): the LB's pick, else a remembered one.
-
-        Raises :class:`LookasideError` when the LB answers with a status that
-        no retry can fix (``UNAUTHENTICATED``, ``INVALID_ARGUMENT``, ...).
-        """
-        if self._watcher is not None:
-            self._watcher.start()
-            local = self._watcher.pick(PickRequest(self.client_id, hash_key, frozenset(exclude)))
-            if local is not None:
-                return local, True, None
-        if time.monotonic() < self._skip_lb_until:
-            backend = self._pick_remembered(exclude)
-            if backend is not None:
-                return backend, False, None
-        try:
-            backend = await self.get_backend(
-                exclude, hash_key, timeout=min(self.lb_timeout, remaining)
-            )
-        except aio.AioRpcError as error:
-            if error.code() not in LB_UNREACHABLE:
-                raise LookasideError(error.code(), error.details() or "") from error
-            if self._lb_unreachable(error):
-                self._skip_lb_until = time.monotonic() + LB_RETRY_INTERVAL
-            return self._pick_remembered(exclude), False, error
-        self._remember(backend)
-        return backend, True, None
+        return self._router.lb_picker.remembered()
 
     async def call_backend(
         self, backend: pb.BackendInfo, text: str, timeout: float
     ) -> pb.TaskResponse:
-        """Send the compute task straight to one backend."""
-        host = f"[{backend.address}]" if ":" in backend.address else backend.address
-        stub = pb_grpc.ComputeStub(self._channel(f"{host}:{backend.port}"))
+        """Send the compute task straight to one backend (no pick, no retry)."""
+        stub = pb_grpc.ComputeStub(self._router.pool.get(backend).channel)
         return await stub.ComputeTask(pb.TaskRequest(input=text), timeout=timeout)
 
     async def compute(
         self, text: str, *, timeout: float | None = None, hash_key: str = ""
     ) -> ComputeResult:
         """Reverse ``text`` on the backend the LB picks; fail over on errors."""
-        if self._stats_reporter is not None:
-            self._stats_reporter.start()
         started = time.perf_counter()
-        deadline = started + (timeout or self.timeout)
-        failed: list[str] = []
-        lb_seconds = compute_seconds = 0.0
-        last_error: aio.AioRpcError | None = None
-        tried = 0
-        for attempt in range(1, self.max_attempts + 1):
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                break
-            tried = attempt
-            t0 = time.perf_counter()
-            backend, from_lb, lb_error = await self._choose(failed, hash_key, remaining)
-            t1 = time.perf_counter()
-            lb_seconds += t1 - t0
-            if backend is None:
-                last_error = lb_error or last_error
-                await self._pause(attempt, deadline)
-                continue
-            try:
-                budget = deadline - t1
-                if self.attempt_timeout is not None and attempt < self.max_attempts:
-                    budget = min(budget, self.attempt_timeout)
-                reply = await self.call_backend(backend, text, budget)
-            except aio.AioRpcError as error:
-                compute_seconds += time.perf_counter() - t1
-                last_error = error
-                self.call_stats.record(backend.id, ok=error.code() not in BACKEND_FAULTS)
-                if error.code() not in RETRYABLE:
-                    raise LookasideError(error.code(), error.details() or "") from error
-                failed.append(backend.id)
-                if error.code() == grpc.StatusCode.UNAVAILABLE:
-                    self._forget(backend.id)
-                await self._pause(attempt, deadline)
-                continue
-            done = time.perf_counter()
-            compute_seconds += done - t1
-            self.call_stats.record(backend.id, ok=True)
-            return ComputeResult(
-                result=reply.result,
-                backend_id=reply.backend_id,
-                latency_ms=(done - started) * 1000,
-                lb_ms=lb_seconds * 1000,
-                compute_ms=compute_seconds * 1000,
-                attempts=attempt,
-                from_lb=from_lb,
-            )
-        if last_error is None:
-            raise LookasideError(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before a try")
-        raise LookasideError(
-            last_error.code(),
-            f"gave up after {tried} attempt(s): {last_error.details()}",
-        ) from last_error
-
-    async def _pause(self, attempt: int, deadline: float) -> None:
-        """Jittered back-off between attempts, never past the deadline."""
-        if attempt >= self.max_attempts:
-            return
-        ceiling = min(0.5, 0.02 * 2**attempt)
-        delay = min(self._rng.uniform(0, ceiling), max(0.0, deadline - time.perf_counter()))
-        await asyncio.sleep(delay)
+        metadata = ((HASH_KEY_METADATA, hash_key),) if hash_key else None
+        call = cast(
+            UnaryUnaryCall,
+            self._stub.ComputeTask(
+                pb.TaskRequest(input=text), timeout=timeout or self.timeout, metadata=metadata
+            ),
+        )
+        try:
+            reply = await call
+        except aio.AioRpcError as error:
+            details = error.details() or ""
+            if call.attempts > 1:
+                details = f"gave up after {call.attempts} attempt(s): {details}"
+            raise LookasideError(error.code(), details) from error
+        latency = (time.perf_counter() - started) * 1000
+        lb_ms = call.lb_seconds * 1000
+        return ComputeResult(
+            result=reply.result,
+            backend_id=reply.backend_id,
+            latency_ms=latency,
+            lb_ms=lb_ms,
+            compute_ms=max(0.0, latency - lb_ms),
+            attempts=call.attempts,
+            from_lb=call.from_lb,
+        )
 
 
 class BlockingLookasideClient:
     """A small blocking wrapper: runs :class:`LookasideClient` on a private event loop."""
 
-    def __init__(self, lb_target: str, service: str = DEFAULT_SERVICE, **options: object) -> None:
+    def __init__(
+        self,
+        lb_target: str,
+        service: str = DEFAULT_SERVICE,
+        config: ClientConfig = LOOKASIDE_CLIENT_DEFAULTS,
+    ) -> None:
         self._loop = asyncio.new_event_loop()
-        self._client = self._loop.run_until_complete(self._make(lb_target, service, options))
+        self._client = self._loop.run_until_complete(self._make(lb_target, service, config))
 
     @staticmethod
-    async def _make(lb_target: str, service: str, options: dict[str, object]) -> LookasideClient:
-        return LookasideClient(lb_target, service, **options)  # type: ignore[arg-type]
+    async def _make(lb_target: str, service: str, config: ClientConfig) -> LookasideClient:
+        return LookasideClient(lb_target, service, config)
 
     def compute(self, text: str, *, timeout: float | None = None) -> ComputeResult:
         return self._loop.run_until_complete(self._client.compute(text, timeout=timeout))

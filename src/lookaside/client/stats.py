@@ -1,7 +1,8 @@
 """Per-backend call outcomes a client sends to the LB (in the spirit of grpclb's ClientStats).
 
-The client counts calls finished and failed per backend as they happen (two
-integer increments, no I/O) and a background task sends everything counted
+The client counts calls finished and failed per backend, and their latency as
+the client saw it (sum and maximum), as they happen (a few additions, no I/O),
+and a background task sends everything counted
 since the last report in one ``ReportClientStats`` message every few seconds.
 The LB feeds the counts to its outlier detector.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Sequence
 
@@ -21,28 +23,41 @@ from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 
 log = logging.getLogger("lookaside.client")
 
-DEFAULT_INTERVAL = 2.0
 RPC_TIMEOUT = 2.0
 FINAL_FLUSH_TIMEOUT = 0.5  # closing a client must not hang on an unreachable LB
 
 
 class CallStats:
-    """Counts since the last drain: backend id -> [finished, failed]."""
+    """Counts since the last drain: backend id -> [finished, failed, latency sum, max].
+
+    Thread-safe (a blocking channel records from its callers' threads while the
+    event loop drains), with one uncontended lock per record.
+    """
+
+    __slots__ = ("_counts", "_lock", "_since")
 
     def __init__(self) -> None:
-        self._counts: dict[str, list[int]] = {}
+        self._counts: dict[str, list[float]] = {}
         self._since = time.monotonic()
+        self._lock = threading.Lock()
 
-    def record(self, backend_id: str, ok: bool) -> None:
-        counts = self._counts.setdefault(backend_id, [0, 0])
-        counts[0] += 1
-        if not ok:
-            counts[1] += 1
+    def record(self, backend_id: str, ok: bool, latency_ms: float = 0.0) -> None:
+        with self._lock:
+            counts = self._counts.get(backend_id)
+            if counts is None:
+                counts = self._counts[backend_id] = [0, 0, 0.0, 0.0]
+            counts[0] += 1
+            if not ok:
+                counts[1] += 1
+            counts[2] += latency_ms
+            if latency_ms > counts[3]:
+                counts[3] = latency_ms
 
     def drain(self, client_id: str, service: str) -> pb.ClientStats | None:
         """The counts as one message (None when nothing happened), then start afresh."""
         now = time.monotonic()
-        counts, self._counts = self._counts, {}
+        with self._lock:
+            counts, self._counts = self._counts, {}
         interval, self._since = now - self._since, now
         if not counts:
             return None
@@ -51,8 +66,14 @@ class CallStats:
             service_name=service,
             interval_seconds=interval,
             per_backend=[
-                pb.BackendCallStats(backend_id=b, calls_finished=f, calls_failed=x)
-                for b, (f, x) in counts.items()
+                pb.BackendCallStats(
+                    backend_id=b,
+                    calls_finished=int(f),
+                    calls_failed=int(x),
+                    latency_ms_sum=total,
+                    latency_ms_max=slowest,
+                )
+                for b, (f, x, total, slowest) in counts.items()
             ],
         )
 
@@ -66,7 +87,7 @@ class ClientStatsReporter:
         stats: CallStats,
         client_id: str,
         service: str,
-        interval: float = DEFAULT_INTERVAL,
+        interval: float,
         metadata: Sequence[tuple[str, str]] = (),
     ) -> None:
         self._stub = pb_grpc.LoadBalancerStub(channel)

@@ -15,9 +15,10 @@ from lookaside.bench.fastpath import MODES, medians, run_fastpath_bench
 DESCRIPTION = (
     "Start an LB and backends (no simulated work, so the LB's share shows), then run the "
     "same closed-loop load twice, alternating: the seed's flow (GetBackend, then "
-    "ComputeTask) and the fast path (LookasideClient(fast_path=True): local picks from the "
-    "WatchBackends stream, then ComputeTask). Prints medians over the repeats and the "
-    "ratios fast_path / lb_per_request, including the LB's CPU time per 1,000 requests."
+    "ComputeTask) and the fast path (LookasideClient with ClientConfig(fast_path=True): "
+    "local picks from the WatchBackends stream, then ComputeTask). Prints medians over the "
+    "repeats and the ratios fast_path / lb_per_request, including the LB's CPU time per "
+    "1,000 requests."
 )
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 
+from lookaside.client.config import LOOKASIDE_CLIENT_DEFAULTS
 from lookaside.client.lookaside_client import BlockingLookasideClient, LookasideError
+from lookaside.model import DEFAULT_SERVICE
 from lookaside.security import AuthTokens, TlsConfig, add_tls_flags, add_token_flags
 
 DESCRIPTION = (
@@ -18,9 +21,17 @@ DESCRIPTION = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", metavar="TEXT", help="the string to reverse")
     parser.add_argument("--lb", default="127.0.0.1:50051", help="the LB server, HOST:PORT")
-    parser.add_argument("--service", default="compute", help="service to ask for")
+    parser.add_argument("--service", default=DEFAULT_SERVICE, help="service to ask for")
     parser.add_argument(
-        "--timeout", type=float, default=10.0, help="deadline for the whole request, seconds"
+        "--timeout",
+        type=float,
+        default=LOOKASIDE_CLIENT_DEFAULTS.timeout,
+        help="deadline for the whole request, seconds",
+    )
+    parser.add_argument(
+        "--fast-path",
+        action="store_true",
+        help="pick locally from the LB's WatchBackends stream instead of asking GetBackend",
     )
     parser.add_argument(
         "--json",
@@ -33,13 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        with BlockingLookasideClient(
-            args.lb,
-            args.service,
+        config = replace(
+            LOOKASIDE_CLIENT_DEFAULTS,
             timeout=args.timeout,
+            fast_path=args.fast_path,
             token=AuthTokens.from_args(args).client,
             tls=TlsConfig.from_args(args),
-        ) as client:
+        )
+        with BlockingLookasideClient(args.lb, args.service, config) as client:
             reply = client.compute(args.text)
     except LookasideError as error:
         print(f"lookaside client: {error}", file=sys.stderr)
