@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
+from lookaside.client.config import LOOKASIDE_CLIENT_DEFAULTS
 from lookaside.client.lookaside_client import LookasideClient
 from tests.integration.harness import Cluster
 
@@ -44,9 +46,10 @@ def test_latency_policy_end_to_end(cluster: Cluster, policy: str) -> None:
     cluster.wait_registered({*FAST, SLOW})
 
     async def run() -> tuple[Counter[str], Counter[str]]:
-        async with LookasideClient(cluster.lb_target, report_stats=False) as client:
+        async with LookasideClient(cluster.lb_target) as client:
             by_lb = await _load(client, REQUESTS)
-        async with LookasideClient(cluster.lb_target, fast_path=True, report_stats=False) as local:
+        local_picks = replace(LOOKASIDE_CLIENT_DEFAULTS, fast_path=True)
+        async with LookasideClient(cluster.lb_target, config=local_picks) as local:
             await local.wait_fast_path()
             by_client = await _load(local, REQUESTS)
         return by_lb, by_client
