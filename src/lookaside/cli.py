@@ -51,6 +51,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lookaside.commands.bench_fastpath",
         "measure the fast path (local picks from WatchBackends) against GetBackend per request",
     ),
+    "bench-lb-cost": (
+        "lookaside.commands.bench_lb_cost",
+        "measure one LB's CPU per report, GetBackend p99 and watch push cost, before/after",
+    ),
     "bench-xds": (
         "lookaside.commands.bench_xds",
         "measure the shares stock xDS clients (grpcio, Node) give backends under the LB's weights",

@@ -44,6 +44,7 @@ log = logging.getLogger("lookaside.backend")
 Metadata = Sequence[tuple[str, str]]
 RPC_TIMEOUT = 3.0
 DEFAULT_MIN_GAP = 0.05  # seconds between two reports, however often the load moves
+SATURATED = 1.0  # a report at this load or above is never held back by the LB's gap
 
 
 class LoadReporter:
@@ -58,6 +59,7 @@ class LoadReporter:
     ) -> None:
         self._stub = pb_grpc.LoadBalancerStub(channel)
         self._min_gap = min_gap
+        self._gap = min_gap  # the larger of ours and the LB's (see _obey)
         self._registration = registration
         self._make_report = make_report
         self._interval = interval
@@ -99,24 +101,62 @@ class LoadReporter:
             self.lease_id = response.lease_id
             self.registered.set()
             log.info("registered id=%s lease_ttl=%gs", backend_id, response.lease_ttl_seconds)
-            interval = self._interval
-            if response.lease_ttl_seconds > 0:
-                interval = min(interval, response.lease_ttl_seconds / 3)
-            return interval
+            return self._obey(response)
         return self._interval
+
+    def _obey(self, response: pb.RegisterResponse) -> float:
+        """The pace the LB asks for (it slows a large fleet down); the interval to use.
+
+        Reports come at most one per gap, the larger of ours and the LB's
+        ``min_report_gap_seconds`` (except a saturated one, see :meth:`_reports`),
+        and at least every interval, never rarer than a third of the lease TTL.
+        """
+        interval = max(self._interval, response.min_report_gap_seconds)
+        if response.lease_ttl_seconds > 0:
+            interval = min(interval, response.lease_ttl_seconds / 3)
+        self._gap = max(self._min_gap, response.min_report_gap_seconds)
+        return interval
 
     async def _reports(self, interval: float) -> AsyncIterator[pb.LoadReport]:
         while not self._leaving.is_set():
             self._urgent.clear()
-            report = self._make_report()
-            report.id = self._registration.id
-            report.lease_id = self.lease_id
-            yield report
-            gap = min(self._min_gap, interval)
-            await self._sleep(gap)
-            await self._sleep(interval - gap, self._urgent)
+            report: pb.LoadReport | None = self._stamped_report()
+            while report is not None:
+                yield report
+                own_gap = min(self._min_gap, interval)
+                await self._sleep(own_gap)
+                report = await self._saturated_within(min(self._gap, interval) - own_gap)
+            await self._sleep(interval - min(self._gap, interval), self._urgent)
         # Keep the stream open until we have deregistered: its end marks us down.
         await self._stopping.wait()
+
+    def _stamped_report(self) -> pb.LoadReport:
+        """A fresh report naming this backend and the lease it holds."""
+        report = self._make_report()
+        report.id = self._registration.id
+        report.lease_id = self.lease_id
+        return report
+
+    async def _saturated_within(self, seconds: float) -> pb.LoadReport | None:
+        """Sit out the LB's extra gap, unless a report to send says we are saturated.
+
+        A saturated backend must stop getting picks at once, so the LB never
+        throttles that report and neither do we.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        missed = False
+        while (left := deadline - loop.time()) > 0 and not self._leaving.is_set():
+            await self._sleep(left, self._urgent)
+            if self._urgent.is_set():
+                self._urgent.clear()
+                report = self._stamped_report()
+                if report.load >= SATURATED:
+                    return report
+                missed = True
+        if missed:
+            self._urgent.set()  # report the change as soon as the gap is over
+        return None
 
     async def _sleep(self, seconds: float, wake: asyncio.Event | None = None) -> None:
         """Wait ``seconds``, less if we are leaving or ``wake`` is set."""

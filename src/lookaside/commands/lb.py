@@ -10,6 +10,8 @@ from lookaside.lb import server as lb_server
 from lookaside.lb.xds.config import XdsConfig
 from lookaside.security import AuthTokens, TlsConfig, add_tls_flags, add_token_flags
 
+_DEFAULTS = lb_server.LbConfig()
+
 DESCRIPTION = (
     "Run the LB server. Backends register with it and report their load; clients call "
     "GetBackend and get the best backend under the policy. Serves grpc.health.v1 "
@@ -75,6 +77,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=0.2,
         help="fast path: least seconds between two updates to a WatchBackends subscriber",
+    )
+    parser.add_argument(
+        "--report-budget",
+        type=float,
+        default=_DEFAULTS.report_budget,
+        help="streamed load reports per second the LB ingests at most: backends are told to "
+        "report less often as the fleet grows, and the excess is held back and applied "
+        "late (never a saturated backend's report, never at the cost of a lease); 0 = no limit",
+    )
+    parser.add_argument(
+        "--min-report-gap",
+        type=float,
+        default=_DEFAULTS.min_report_gap,
+        help="least seconds between two reports of one backend while the budget allows more",
     )
     policy_flags.add_policy_arguments(parser)
     add_xds_arguments(parser)
@@ -145,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
         policy_options=policy_flags.policy_options_from_args(args),
         outlier=policy_flags.outlier_config_from_args(args),
         watch_min_gap=args.watch_min_gap,
+        report_budget=args.report_budget,
+        min_report_gap=args.min_report_gap,
         xds=xds_config_from_args(args),
     )
     return serving.run(lb_server.serve(config))

@@ -15,6 +15,7 @@ from lookaside import policies, serving
 from lookaside.lb.balancer import Balancer
 from lookaside.lb.outlier import OutlierConfig
 from lookaside.lb.registry import DEFAULT_MAX_BACKENDS, DEFAULT_TTL, InMemoryRegistry
+from lookaside.lb.report_budget import DEFAULT_MIN_REPORT_GAP, DEFAULT_REPORT_BUDGET, ReportBudget
 from lookaside.lb.servicer import DEFAULT_MAX_STREAMS, LoadBalancerService
 from lookaside.lb.watch_hub import DEFAULT_MIN_GAP as DEFAULT_WATCH_MIN_GAP
 from lookaside.lb.watch_hub import WatchHub
@@ -51,6 +52,10 @@ class LbConfig:
     outlier: OutlierConfig = field(default_factory=OutlierConfig)
     client_stats_interval: float = 2.0  # how often clients are asked to send call stats
     watch_min_gap: float = DEFAULT_WATCH_MIN_GAP  # fast path: least time between two updates
+    #: Streamed load reports per second the LB ingests at most (0 = no limit); see report_budget.
+    report_budget: float = DEFAULT_REPORT_BUDGET
+    #: Least gap between two reports of one backend while the budget does not need more.
+    min_report_gap: float = DEFAULT_MIN_REPORT_GAP
     xds: XdsConfig = field(default_factory=XdsConfig)  # xDS control plane: weights and damping
 
     def __post_init__(self) -> None:
@@ -63,6 +68,8 @@ class LbConfig:
             raise ValueError("ttl and report interval must be positive")
         if self.report_interval >= self.ttl:
             raise ValueError("report interval must be shorter than the ttl")
+        if self.report_budget < 0 or self.min_report_gap < 0:
+            raise ValueError("--report-budget and --min-report-gap must not be negative")
         if min(self.max_backends, self.max_streams, self.max_message_bytes) < 1:
             raise ValueError("--max-backends, --max-streams and --max-message-bytes must be >= 1")
 
@@ -105,6 +112,13 @@ class LbServer:
             client_stats_sink=self.balancer.record_client_stats,
             client_stats_interval=config.client_stats_interval,
             watch_hub=WatchHub(config.watch_min_gap),
+            report_budget=ReportBudget(
+                config.report_budget,
+                config.report_interval,
+                config.min_report_gap,
+                config.ttl,
+                clock,
+            ),
         )
         self.xds = Publisher(self.balancer, config.xds, clock, services=config.service_policies)
         self.ads = AggregatedDiscoveryService(self.xds)
@@ -141,11 +155,12 @@ class LbServer:
         return self.port
 
     async def _sweep_leases(self) -> None:
-        """Evict expired leases and let ejected outliers back in, a few times per TTL."""
+        """Evict expired leases, let ejected outliers back in and apply held-back reports."""
         period = min(self.config.ttl / 5, 0.5)
         while True:
             await asyncio.sleep(period)
             self.balancer.sweep()
+            self.service.apply_due_reports()
             for endpoint in self.registry.expire():
                 log.info(
                     "evicted id=%s service=%s reason=lease expired (ttl %gs)",

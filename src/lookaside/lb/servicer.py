@@ -8,7 +8,6 @@ balancer.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -21,7 +20,10 @@ from lookaside.lb.balancer import Balancer
 from lookaside.lb.grpc_errors import abort_with
 from lookaside.lb.ownership import Owners, peer_ip
 from lookaside.lb.registry import Change, InMemoryRegistry
+from lookaside.lb.report_budget import Pace, ReportBudget
 from lookaside.lb.watch_hub import WatchHub
+from lookaside.lb.watch_sets import WatchSets
+from lookaside.model import LoadMetrics, ServingState
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 
@@ -32,6 +34,8 @@ Context = aio.ServicerContext[Any, Any]
 ClientStatsSink = Callable[[str, list[tuple[str, int, int]]], None]
 
 DEFAULT_MAX_STREAMS = 4096
+#: What a report held back by the budget keeps besides its load.
+PendingReport = tuple[LoadMetrics, ServingState]
 MAX_STATS_ENTRIES = 1024
 
 
@@ -45,6 +49,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         client_stats_sink: ClientStatsSink | None = None,
         client_stats_interval: float = 2.0,
         watch_hub: WatchHub | None = None,
+        report_budget: ReportBudget[PendingReport] | None = None,
     ) -> None:
         self._registry = registry
         self._balancer = balancer
@@ -57,7 +62,12 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         self._client_stats_sink = client_stats_sink
         self._client_stats_interval = client_stats_interval
         self._watch_hub = watch_hub or WatchHub()
-        balancer.subscribe(self._watch_hub.changed)
+        balancer.subscribe_backends(self._watch_hub.changed)
+        self._watch_sets = WatchSets(balancer, self._watch_hub)
+        self._budget: ReportBudget[PendingReport] = report_budget or ReportBudget(
+            0, report_interval, ttl=registry.ttl
+        )
+        registry.subscribe(self._forget_budget)
         self._open_watches = 0
 
     def _forget_stream(self, service: str, backend_id: str, change: Change) -> None:
@@ -65,17 +75,29 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         if change is Change.LEFT:
             self._stream_owner.pop(backend_id, None)
 
-    def _ok(self, message: str, lease_id: str = "") -> pb.RegisterResponse:
+    def _forget_budget(self, service: str, backend_id: str, change: Change) -> None:
+        if change is Change.LEFT:
+            self._budget.forget(backend_id)
+
+    def _ok(
+        self, message: str, lease_id: str = "", pace: Pace | None = None
+    ) -> pb.RegisterResponse:
+        pace = pace or self._budget.pace()
         return pb.RegisterResponse(
             success=True,
             message=message,
             lease_ttl_seconds=self._registry.ttl,
-            report_interval_seconds=self._report_interval,
+            report_interval_seconds=pace.interval,
+            min_report_gap_seconds=pace.min_gap,
             lease_id=lease_id,
         )
 
     def _record_report(self, report: pb.LoadReport, caller: str, expected_id: str | None) -> str:
-        """Validate one load report, check its lease or caller, record it; the backend id."""
+        """Validate one load report, check its lease or caller, record it; the backend id.
+
+        Reports after a stream's first go through the report budget: one that
+        comes early beyond it is held back and applied later (``apply_due_reports``).
+        """
         backend_id, load, metrics = convert.report_from_pb(report)
         state = convert.serving_state_from_pb(report.serving_state)
         if expected_id is not None and backend_id != expected_id:
@@ -83,8 +105,19 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
                 "id", f"this stream speaks for {expected_id!r}, not {backend_id!r}"
             )
         self._owners.check_owner(backend_id, caller, report.lease_id)
+        if expected_id is not None:
+            current = self._registry.get(backend_id)
+            urgent = current is not None and current.serving_state is not state
+            if not self._budget.admit(backend_id, load, (metrics, state), urgent):
+                return backend_id
         self._registry.report(backend_id, load, metrics, state)
         return backend_id
+
+    def apply_due_reports(self) -> None:
+        """Apply the reports the budget held back whose gap is over (the sweeper calls it)."""
+        for backend_id, load, (metrics, state) in self._budget.due():
+            if self._registry.get(backend_id) is not None:
+                self._registry.report(backend_id, load, metrics, state)
 
     async def RegisterBackend(
         self, request: pb.BackendInfo, context: Context
@@ -97,6 +130,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         except ServiceError as error:
             await abort_with(context, error)
         lease_id = self._owners.claim(registration.id, caller)
+        pace = self._budget.told(registration.id)
         if created:
             log.info(
                 "registered id=%s service=%s target=%s:%d capacity=%d",
@@ -106,8 +140,8 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
                 registration.port,
                 registration.capacity,
             )
-            return self._ok(f"registered {registration.id}", lease_id)
-        return self._ok(f"renewed {registration.id}", lease_id)
+            return self._ok(f"registered {registration.id}", lease_id, pace)
+        return self._ok(f"renewed {registration.id}", lease_id, pace)
 
     async def ReportLoad(self, request: pb.LoadReport, context: Context) -> pb.RegisterResponse:
         try:
@@ -136,6 +170,11 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
                         self._stream_owner[backend_id] = token
                 except ServiceError as error:
                     await abort_with(context, error)
+                if backend_id is not None and self._budget.stale_pace(backend_id):
+                    # The fleet changed a lot: end the stream with the new pace. The
+                    # backend renews its registration (lease kept) and reopens.
+                    self._stream_owner.pop(backend_id, None)
+                    return self._ok("report pace changed; renew and reopen the stream")
             return self._ok("stream closed")
         finally:
             self._open_streams -= 1
@@ -192,7 +231,12 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
     async def WatchBackends(
         self, request: pb.WatchRequest, context: Context
     ) -> AsyncIterator[pb.BackendSet]:
-        """The fast path: the service's live set now, then again after every change."""
+        """The fast path: the service's live set now, then after every publication.
+
+        With ``accept_deltas`` only the first message (and a resync after a gap)
+        is the whole set; the others carry what changed since the previous one.
+        Messages are shared between subscribers (see :mod:`lookaside.lb.watch_sets`).
+        """
         try:
             service = validation.service_name(request.service_name)
             validation.client_id(request.client_id)
@@ -203,20 +247,14 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         hub = self._watch_hub
         self._open_watches += 1
         try:
-            sent = -1
+            sent: int | None = None
             while True:
-                version = hub.version(service)
-                if version == sent:
+                if sent is not None and hub.published(service) == sent:
                     await hub.wait_past(service, sent)
                     continue
-                sent = version
-                yield pb.BackendSet(
-                    service_name=service,
-                    policy=self._balancer.policy_name(service),
-                    backends=[convert.endpoint_to_pb(e) for e in self._balancer.live(service)],
-                    version=version,
-                )
-                await asyncio.sleep(hub.min_gap)  # coalesce bursts of changes
+                message = self._watch_sets.message(service, sent if request.accept_deltas else None)
+                yield message
+                sent = message.version
         finally:
             self._open_watches -= 1
 

@@ -1,9 +1,16 @@
 """The policy interface: a long-lived *policy* per service builds short-lived *pickers*.
 
-Modelled on grpc-go's ``balancer/base``: the policy reacts to state changes
-(membership, load reports) by building a new picker from an immutable
-:class:`Snapshot`; ``Picker.pick`` only reads what it was built with, never
-blocks, never does I/O, and costs O(1) or O(log n).
+Modelled on grpc-go's ``balancer/base``: the policy reacts to membership
+changes by building a new picker from an immutable :class:`Snapshot`;
+``Picker.pick`` never blocks, never does I/O, and costs O(1) or O(log n).
+
+Load reports are far more frequent than membership changes (every backend, every
+second or faster), so rebuilding the picker on each one would make a report cost
+O(n) and the LB's cost grow with the fleet. A report therefore goes to
+:meth:`Policy.update` with the one endpoint that changed; policies that can
+(``least_load``, ``p2c``, ``weighted_round_robin``) patch their picker in place
+in O(1) or O(log n). The default rebuilds from the whole snapshot, so a new
+policy works correctly before it is made incremental.
 
 The one piece of state shared between pickers is the :class:`PickTracker`: the
 picks the LB has handed out for each backend since that backend's last load
@@ -68,11 +75,15 @@ class Picker(ABC):
     def pick(self, request: PickRequest) -> Endpoint | None: ...
 
 
+#: Produces the current snapshot on demand: only the default :meth:`Policy.update` needs it.
+SnapshotSource = Callable[[], Snapshot]
+
+
 class Policy(ABC):
-    """One per service; builds a picker whenever the snapshot changes."""
+    """One per service; builds a picker on membership changes, updates it on reports."""
 
     name: ClassVar[str]
-    #: True when picks depend on load reports: then every report rebuilds the picker.
+    #: True when picks depend on load reports: then every report goes to :meth:`update`.
     uses_load: ClassVar[bool] = False
 
     def __init__(self, rng: random.Random | None = None, clock: Clock | None = None) -> None:
@@ -81,6 +92,16 @@ class Policy(ABC):
 
     @abstractmethod
     def build(self, snapshot: Snapshot) -> Picker: ...
+
+    def update(self, picker: Picker, endpoint: Endpoint, snapshot: SnapshotSource) -> Picker:
+        """One backend reported: ``endpoint`` is its new state. Returns the picker to use.
+
+        The membership is the one ``picker`` was built for (joins and leaves go to
+        :meth:`build`). The default rebuilds from ``snapshot()``, O(n); policies
+        override it to patch ``picker`` in O(1) or O(log n), and must then pick
+        as a rebuilt picker would (the unit tests check both against each other).
+        """
+        return self.build(snapshot())
 
 
 class EmptyPicker(Picker):

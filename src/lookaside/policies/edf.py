@@ -47,7 +47,7 @@ class EdfScheduler(Generic[T]):
         for weight in weights:
             if not 0.0 < weight < float("inf"):
                 raise ValueError(f"weights must be positive and finite, got {weight!r}")
-        self._items = tuple(items)
+        self._items = list(items)
         self._periods = [1.0 / w for w in weights]
         self._sequence = len(items)
         offsets = [rng.random() if rng else 1.0 for _ in items]
@@ -58,6 +58,10 @@ class EdfScheduler(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def replace_item(self, index: int, item: T) -> None:
+        """Hand out ``item`` in place of ``items[index]``, keeping its weight and deadline."""
+        self._items[index] = item
 
     def pick(self, accept: Callable[[T], bool] | None = None) -> T | None:
         """The item with the earliest deadline that ``accept`` allows, or None.

@@ -18,6 +18,9 @@ third of the time for no saving). Excluded backends (``PickRequest.exclude_ids``
 the client's failover list) are skipped by redrawing a few times; when most
 backends are excluded the pick falls back to scanning the allowed ones, O(n),
 which only happens on a client's retry path.
+
+A load report replaces the reporting backend's endpoint in place, O(1): the
+picker keeps no order or aggregate that a report could invalidate.
 """
 
 from __future__ import annotations
@@ -25,7 +28,14 @@ from __future__ import annotations
 import random
 
 from lookaside.model import Endpoint, PickRequest
-from lookaside.policies.base import Picker, PickTracker, Policy, Snapshot, effective_load
+from lookaside.policies.base import (
+    Picker,
+    PickTracker,
+    Policy,
+    Snapshot,
+    SnapshotSource,
+    effective_load,
+)
 
 #: Compare every allowed backend when there are at most this many.
 COMPARE_ALL_AT_MOST = 3
@@ -34,14 +44,27 @@ _REDRAWS = 8
 
 
 class P2CPicker(Picker):
-    __slots__ = ("_endpoints", "_rng", "_tracker")
+    __slots__ = ("_endpoints", "_index", "_rng", "_tracker")
 
     def __init__(
         self, endpoints: tuple[Endpoint, ...], tracker: PickTracker, rng: random.Random
     ) -> None:
-        self._endpoints = endpoints
+        self._endpoints = list(endpoints)
+        self._index = {e.id: i for i, e in enumerate(endpoints)}
         self._tracker = tracker
         self._rng = rng
+
+    def update(self, endpoint: Endpoint) -> bool:
+        """A report from ``endpoint``: O(1). False if it is not one of ours."""
+        index = self._index.get(endpoint.id)
+        if index is None:
+            return False
+        self._endpoints[index] = endpoint
+        return True
+
+    @property
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        return tuple(self._endpoints)
 
     def pick(self, request: PickRequest) -> Endpoint | None:
         endpoints = self._endpoints
@@ -106,3 +129,8 @@ class PowerOfTwoChoices(Policy):
 
     def build(self, snapshot: Snapshot) -> Picker:
         return P2CPicker(snapshot.endpoints, snapshot.tracker, self.rng)
+
+    def update(self, picker: Picker, endpoint: Endpoint, snapshot: SnapshotSource) -> Picker:
+        if isinstance(picker, P2CPicker) and picker.update(endpoint):
+            return picker
+        return super().update(picker, endpoint, snapshot)

@@ -31,10 +31,12 @@ default of 1 everywhere the policy is exactly A58.
 
 Picks come from an earliest-deadline-first scheduler
 (:class:`~lookaside.policies.edf.EdfScheduler`), so they interleave smoothly,
-O(log n) each. The policy keeps per-backend weight state between pickers and
-must be rebuilt on load reports (``uses_load``): weights change only then. A58
-recomputes weights on a timer (``weight_update_period``); here every report
-rebuilds the picker, which is at least as fresh.
+O(log n) each. The policy keeps per-backend weight state between pickers. As
+in A58, weights are recomputed at most every ``weight_update_period`` (1 s): a
+load report updates its backend's weight record in O(1) and the endpoint the
+picker hands out, and rebuilds the scheduler (O(n)) only when the last
+recomputation is older than the period. With n backends reporting once a second
+that is one O(n) rebuild per second, O(1) per report.
 
 Time comes from the policy's injected clock, else ``Snapshot.now``, and must be
 the registry's clock because report times (``Endpoint.reported_at``) come from it.
@@ -48,7 +50,7 @@ import time
 from dataclasses import dataclass
 
 from lookaside.model import Endpoint, PickRequest
-from lookaside.policies.base import Clock, Picker, Policy, Snapshot
+from lookaside.policies.base import Clock, Picker, Policy, Snapshot, SnapshotSource
 from lookaside.policies.edf import EdfScheduler
 
 
@@ -69,6 +71,8 @@ class WrrConfig:
     error_utilization_penalty: float = 1.0
     #: Usable weights are capped at this many times their mean (gRPC C-core: 10).
     max_weight_ratio: float = 10.0
+    #: Least seconds between two recomputations of the weights on reports (A58: 1 s).
+    weight_update_period: float = 1.0
     #: ... and raised to at least this fraction of their mean (gRPC C-core: 0.01).
     min_weight_ratio: float = 0.01
 
@@ -77,6 +81,8 @@ class WrrConfig:
             raise ValueError("blackout_period must not be negative")
         if self.weight_expiration_period <= 0:
             raise ValueError("weight_expiration_period must be positive")
+        if self.weight_update_period < 0:
+            raise ValueError("weight_update_period must not be negative")
         if self.error_utilization_penalty < 0:
             raise ValueError("error_utilization_penalty must not be negative")
         if not 0 < self.min_weight_ratio <= 1 <= self.max_weight_ratio:
@@ -142,10 +148,19 @@ def final_weights(usable: list[float], static: list[float], config: WrrConfig) -
 
 
 class WeightedRoundRobinPicker(Picker):
-    __slots__ = ("_scheduler",)
+    __slots__ = ("_index", "_scheduler")
 
-    def __init__(self, scheduler: EdfScheduler[Endpoint]) -> None:
+    def __init__(self, endpoints: tuple[Endpoint, ...], scheduler: EdfScheduler[Endpoint]) -> None:
         self._scheduler = scheduler
+        self._index = {e.id: i for i, e in enumerate(endpoints)}
+
+    def replace(self, endpoint: Endpoint) -> bool:
+        """Hand out ``endpoint`` (a newer report of a member) at its weight; O(1)."""
+        index = self._index.get(endpoint.id)
+        if index is None:
+            return False
+        self._scheduler.replace_item(index, endpoint)
+        return True
 
     def pick(self, request: PickRequest) -> Endpoint | None:
         exclude = request.exclude_ids
@@ -167,6 +182,7 @@ class WeightedRoundRobin(Policy):
         super().__init__(rng, clock)
         self.config = config or WrrConfig()
         self._states: dict[str, _WeightState] = {}
+        self._built_at = -math.inf
         #: The weights the last picker was built with, by backend id (for logs and tests).
         self.weights: dict[str, float] = {}
 
@@ -192,4 +208,21 @@ class WeightedRoundRobin(Policy):
         static = [e.weight if e.weight > 0 else 1.0 for e in endpoints]  # 0 means "not given"
         weights = final_weights(usable, static, self.config)
         self.weights = {e.id: w for e, w in zip(endpoints, weights, strict=True)}
-        return WeightedRoundRobinPicker(EdfScheduler(endpoints, weights, self.rng))
+        self._built_at = now
+        return WeightedRoundRobinPicker(endpoints, EdfScheduler(endpoints, weights, self.rng))
+
+    def update(self, picker: Picker, endpoint: Endpoint, snapshot: SnapshotSource) -> Picker:
+        """Record the report, O(1); recompute the weights once a period, O(n)."""
+        state = self._states.get(endpoint.id)
+        if (
+            not isinstance(picker, WeightedRoundRobinPicker)
+            or state is None
+            or state.registered_at != endpoint.registered_at
+            or not picker.replace(endpoint)
+        ):
+            return super().update(picker, endpoint, snapshot)
+        state.update(endpoint, self.config.error_utilization_penalty)
+        now = self.clock() if self.clock is not None else endpoint.reported_at or time.monotonic()
+        if now - self._built_at >= self.config.weight_update_period:
+            return self.build(snapshot())
+        return picker

@@ -47,18 +47,20 @@ class BackendInfo(_message.Message):
     def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., port: _Optional[int] = ..., load: _Optional[float] = ..., service_name: _Optional[str] = ..., capacity: _Optional[int] = ..., weight: _Optional[float] = ..., ejected: _Optional[bool] = ..., last_report: _Optional[_Union[LoadReport, _Mapping]] = ..., serving_state: _Optional[_Union[ServingState, str]] = ..., picks: _Optional[int] = ..., report_age_seconds: _Optional[float] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
-    __slots__ = ("success", "message", "lease_ttl_seconds", "report_interval_seconds", "lease_id")
+    __slots__ = ("success", "message", "lease_ttl_seconds", "report_interval_seconds", "lease_id", "min_report_gap_seconds")
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     LEASE_TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     REPORT_INTERVAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    MIN_REPORT_GAP_SECONDS_FIELD_NUMBER: _ClassVar[int]
     success: bool
     message: str
     lease_ttl_seconds: float
     report_interval_seconds: float
     lease_id: str
-    def __init__(self, success: _Optional[bool] = ..., message: _Optional[str] = ..., lease_ttl_seconds: _Optional[float] = ..., report_interval_seconds: _Optional[float] = ..., lease_id: _Optional[str] = ...) -> None: ...
+    min_report_gap_seconds: float
+    def __init__(self, success: _Optional[bool] = ..., message: _Optional[str] = ..., lease_ttl_seconds: _Optional[float] = ..., report_interval_seconds: _Optional[float] = ..., lease_id: _Optional[str] = ..., min_report_gap_seconds: _Optional[float] = ...) -> None: ...
 
 class LoadReport(_message.Message):
     __slots__ = ("id", "load", "cpu_utilization", "application_utilization", "rps_fractional", "eps", "mem_utilization", "named_metrics", "lease_id", "requests_in_flight", "latency_ms", "serving_state")

@@ -111,6 +111,10 @@ class LoadBalancerServicer:
         A long-lived stream of load reports. While it is open the backend is
         alive; when it breaks the backend is marked down at once. Every report
         renews the lease. The first report names the backend.
+        The LB may end the stream itself with OK when the pace it wants changed
+        (report_interval_seconds, min_report_gap_seconds in the response): the
+        backend is not marked down; it renews its registration (RegisterBackend,
+        same id and address) and opens a new stream at the new pace.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
