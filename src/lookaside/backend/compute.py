@@ -28,6 +28,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
+from lookaside.backend.latency import LatencyByRif
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 
@@ -78,6 +79,8 @@ class ComputeService(pb_grpc.ComputeServicer):
         self.work_mode = work_mode
         self.max_queue = max_queue
         self.counters = TaskCounters()
+        #: Latency of finished calls by RIF at their arrival (reported as ``latency_ms``).
+        self.latency = LatencyByRif()
         self.on_reject = on_reject
         #: Called whenever the number of tasks running or queued changes.
         self.on_change = on_change
@@ -95,6 +98,10 @@ class ComputeService(pb_grpc.ComputeServicer):
     def saturation_load(self) -> float:
         """The load with every worker busy and the queue full: where rejections start."""
         return (self.workers + self.max_queue) / self.workers
+
+    def in_flight(self) -> int:
+        """Calls running or queued: Prequal's requests in flight (RIF)."""
+        return self.counters.running + self.counters.queued
 
     def utilization(self) -> float:
         return self.counters.running / self.workers
@@ -127,6 +134,8 @@ class ComputeService(pb_grpc.ComputeServicer):
                 f"backend {self.backend_id} is overloaded: {counters.queued} tasks queued "
                 f"(max {self.max_queue})",
             )
+        arrived = time.perf_counter()
+        rif_at_arrival = counters.running + counters.queued
         counters.queued += 1
         self._changed()
         try:
@@ -147,6 +156,7 @@ class ComputeService(pb_grpc.ComputeServicer):
             self._slots.release()
             self._changed()
         counters.completed += 1
+        self.latency.record(rif_at_arrival, time.perf_counter() - arrived)
         return pb.TaskResponse(result=result, backend_id=self.backend_id)
 
     def _changed(self) -> None:

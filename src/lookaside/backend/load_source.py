@@ -121,11 +121,21 @@ class LoadSource:
             rps_fractional=rps,
             eps=eps,
             named_metrics={"queued": float(counters.queued), "running": float(counters.running)},
+            requests_in_flight=self._service.in_flight(),
+            latency_ms=self._service.latency.estimate_ms(self._service.in_flight()),
         )
 
     def adjust(self, report: pb.LoadReport) -> None:
-        """The agent's report hook: this service's load, utilisation and queue figures."""
+        """The agent's report hook: this service's load, utilisation and queue figures.
+
+        Also its latency at the current requests in flight (see
+        :mod:`lookaside.backend.latency`) over the agent's plain average, once a
+        call has finished: an idle backend then reports its service time, not
+        the tail of its last busy spell, which is what ``prequal`` needs.
+        """
         own = self.report()
         report.load = own.load
         report.application_utilization = own.application_utilization
         report.named_metrics.update(own.named_metrics)
+        if own.latency_ms > 0:
+            report.latency_ms = own.latency_ms

@@ -15,7 +15,14 @@ from rich.table import Table
 
 from lookaside.bench.metrics import RequestRecord, RunSummary, Spread
 from lookaside.bench.report import RATIO_BASELINES, number
-from lookaside.bench.results import SEED_SCENARIO, BenchResults, CaseResult, RunResult
+from lookaside.bench.results import (
+    BURST,
+    SEED_SCENARIO,
+    SWEEP,
+    BenchResults,
+    CaseResult,
+    RunResult,
+)
 from lookaside.bench.runner import Progress
 
 
@@ -81,28 +88,43 @@ def _ratio(case: CaseResult, baseline: CaseResult | None, figure: str) -> str:
     return number(ours.median / theirs.median, 2)
 
 
+def _load(case: CaseResult) -> float:
+    return float(case.config.params.get("load_factor", 0.0))
+
+
 def summary_tables(results: BenchResults) -> list[Table]:
     """One table per scenario, one row per case, medians over repeats.
 
     The seed's scenario shows efficiency against the ideal; open-loop ones show
-    p99 as a ratio to round_robin and grpc_round_robin of the same run.
+    p99 as a ratio to round_robin and grpc_round_robin of the same run. A sweep
+    adds the offered load; closed-loop bursts add busiest backend / mean.
     """
     tables = []
     for scenario in results.scenarios:
         cases = results.scenario(scenario)
+        if scenario == SWEEP:
+            cases = tuple(sorted(cases, key=_load))
         seed = scenario == SEED_SCENARIO
+        burst = scenario in (SEED_SCENARIO, BURST)
         retries = any(run.summary.retries for case in cases for run in case.runs)
         table = Table(title=f"{scenario} — medians over repeats")
-        columns = ["N", "policy", "p50 ms", "p99 ms", "avg ms", "req/s", "errors"]
+        columns = ["N", *(["load"] if scenario == SWEEP else []), "policy", "p50 ms", "p99 ms",
+                   "avg ms", "req/s", "errors"]  # fmt: skip
         columns += ["retries"] if retries else []
+        columns += ["busiest/mean"] if burst else []
         columns += ["efficiency"] if seed else [f"p50/p99 ÷ {b}" for b in ("rr", "grpc_rr")]
         for column in columns:
             table.add_column(column, justify="left" if column == "policy" else "right")
         for case in cases:
             agg = case.aggregate()
-            same = {c.config.policy: c for c in cases if c.config.servers == case.config.servers}
-            row = [
-                str(case.config.servers),
+            same = {
+                c.config.policy: c
+                for c in cases
+                if c.config.servers == case.config.servers and _load(c) == _load(case)
+            }
+            row = [str(case.config.servers)]
+            row += [f"{_load(case):.0%}"] if scenario == SWEEP else []
+            row += [
                 case.config.policy,
                 _ms(agg.get("p50_ms")),
                 _ms(agg.get("p99_ms")),
@@ -111,6 +133,7 @@ def summary_tables(results: BenchResults) -> list[Table]:
                 _median(agg.get("errors"), 0),
             ]
             row += [str(sum(run.summary.retries for run in case.runs))] if retries else []
+            row += [_median(agg.get("busiest_ratio"), 2)] if burst else []
             if seed:
                 row.append(_median(agg.get("efficiency"), 0, 100) + " %")
             else:

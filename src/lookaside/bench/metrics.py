@@ -146,6 +146,13 @@ class RunSummary:
     def usage_spread(self) -> UsageSpread:
         return UsageSpread.of(self.backend_usage)
 
+    @property
+    def busiest_ratio(self) -> float:
+        """Requests on the busiest backend / the mean per backend (1.0 = perfectly even)."""
+        counts = list(self.backend_usage.values())
+        total = sum(counts)
+        return max(counts) * len(counts) / total if total else math.nan
+
     def figures(self) -> dict[str, float]:
         """The scalar figures that repeats are aggregated over (see :func:`aggregate`)."""
         r = self.response_ms
@@ -161,6 +168,7 @@ class RunSummary:
             "throughput_rps": self.throughput_rps,
             "wall_s": self.wall_s,
             "errors": float(self.errors),
+            "busiest_ratio": self.busiest_ratio,
         }
 
     def to_dict(self) -> dict[str, object]:

@@ -19,6 +19,7 @@ from lookaside.bench.metrics import Spread
 from lookaside.bench.results import (
     GRPC_ROUND_ROBIN,
     SEED_SCENARIO,
+    SWEEP,
     BenchResults,
     CaseResult,
     policy_key,
@@ -36,6 +37,9 @@ POLICY_COLOURS: dict[str, str] = {
     "pick_first": "tab:red",
     "round_robin": "tab:blue",
     "least_load": "tab:green",
+    "p2c": "tab:olive",
+    "prequal": "tab:orange",
+    "peak_ewma": "tab:purple",
     GRPC_ROUND_ROBIN: "tab:gray",
 }
 FIGURE_COLOURS = ("tab:blue", "tab:cyan", "tab:olive", "tab:orange", "tab:red")
@@ -44,7 +48,7 @@ DPI = 110
 
 
 def _colour(policy: str) -> str:
-    return POLICY_COLOURS.get(policy, "tab:purple")
+    return POLICY_COLOURS.get(policy, "tab:brown")
 
 
 def _save(figure: Figure, path: Path) -> Path:
@@ -234,10 +238,49 @@ def usage_figure(case: CaseResult, repeat: int) -> Figure:
     raise ValueError(f"no run {repeat} in this case")
 
 
+def plot_sweep(results: BenchResults, out_dir: Path) -> Path | None:
+    """p50 and p99 against offered load, one line per policy (medians, min..max shaded)."""
+    cases = results.scenario(SWEEP)
+    if not cases:
+        return None
+    figure = Figure(figsize=(12, 4.5))
+    axes = figure.subplots(1, 2)
+    for ax, (name, label) in zip(axes, (("p50_ms", "p50"), ("p99_ms", "p99")), strict=True):
+        for policy in _policies(cases):
+            points = sorted(
+                (float(c.config.params["load_factor"]) * 100, c.aggregate().get(name))
+                for c in cases
+                if c.config.policy == policy
+            )
+            xs = [x for x, s in points if s is not None and s.n]
+            spreads = [s for _, s in points if s is not None and s.n]
+            colour = _colour(policy)
+            ax.plot(xs, [s.median for s in spreads], marker="o", color=colour, label=policy)
+            ax.fill_between(
+                xs, [s.min for s in spreads], [s.max for s in spreads], color=colour, alpha=0.15
+            )
+        ax.set_yscale("log")
+        ax.set_xlabel("offered load (% of capacity)")
+        ax.set_ylabel(f"{label} response time (ms, log scale)")
+        ax.set_title(f"{label} against offered load")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize="small")
+    figure.suptitle("Load sweep: heterogeneous backends, medians over repeats")
+    return _save(figure, out_dir / "sweep.png")
+
+
 def plot_all(results: BenchResults, out_dir: Path) -> list[Path]:
-    """Every plot for every scenario in ``results``; returns the PNG paths written."""
+    """Every plot for every scenario in ``results``; returns the PNG paths written.
+
+    A sweep gets its curve only: per-case bars would be dozens of panels.
+    """
     paths: list[Path] = []
+    sweep = plot_sweep(results, out_dir)
+    if sweep is not None:
+        paths.append(sweep)
     for scenario in results.scenarios:
+        if scenario == SWEEP:
+            continue
         for path in (
             plot_response_times(results, out_dir, scenario),
             plot_throughput(results, out_dir, scenario),

@@ -13,11 +13,14 @@ from pathlib import Path
 
 from lookaside.bench.metrics import Spread
 from lookaside.bench.results import (
+    BURST,
     CHAOS,
     CHURN,
     GRPC_ROUND_ROBIN,
     HETEROGENEOUS,
     SEED_SCENARIO,
+    STALLS,
+    SWEEP,
     BenchResults,
     CaseConfig,
     CaseResult,
@@ -291,6 +294,73 @@ def _churn_row(case: CaseResult, by_policy: dict[str, CaseResult]) -> list[str]:
     ]
 
 
+STALLS_INTRO = (
+    "Equal backends under open-loop Poisson load; now and then (every `stall_interval_s` on "
+    "average) one backend at a time is stopped with SIGSTOP for `stall_ms` and continued "
+    "with SIGCONT, as a process under a GC pause: it answers nothing and reports nothing, "
+    "but its connections and lease stay up, so the LB is not told."
+)
+BURST_HEADER = ("policy", "p50 (ms)", "p99 (ms)", "busiest / mean", "requests per backend")
+BURST_INTRO = (
+    "All clients send one request at the same moment to idle backends: the spread shows "
+    "whether a policy herds onto the backend that looks best. busiest / mean = 1.0 is "
+    "perfectly even."
+)
+
+
+def _burst_row(case: CaseResult, by_policy: dict[str, CaseResult]) -> list[str]:
+    agg = case.aggregate()
+    return [
+        case.config.policy,
+        spread(agg.get("p50_ms"), digits=1),
+        spread(agg.get("p99_ms"), digits=1),
+        spread(agg.get("busiest_ratio"), digits=2),
+        _usage_spread(case),
+    ]
+
+
+SWEEP_HEADER = ("offered load", "policy", "p50 (ms)", "p99 (ms)", "errors",
+                f"p50/p95/p99 ÷ {GRPC_ROUND_ROBIN}")  # fmt: skip
+
+
+def _sweep_section(results: BenchResults) -> list[str]:
+    """One table: every load, then every policy, with the ratio to the baseline at that load."""
+    cases = sorted(results.scenario(SWEEP), key=lambda c: float(c.config.params["load_factor"]))
+    if not cases:
+        return []
+    rows = []
+    for case in cases:
+        load = case.config.params["load_factor"]
+        baseline = next(
+            (c for c in cases
+             if c.config.policy == GRPC_ROUND_ROBIN and c.config.params["load_factor"] == load),
+            None,
+        )  # fmt: skip
+        agg = case.aggregate()
+        rows.append([
+            f"{float(load):.0%}",
+            case.config.policy,
+            spread(agg.get("p50_ms"), digits=1),
+            spread(agg.get("p99_ms"), digits=1),
+            spread(agg.get("errors"), digits=0),
+            _ratios(case, baseline),
+        ])  # fmt: skip
+    params = {
+        k: v for k, v in cases[0].config.params.items() if k not in ("load_factor", "rate_rps")
+    }
+    return [
+        "## Load sweep",
+        "",
+        "The heterogeneous configuration at every offered load (a share of the total "
+        "capacity): the latency-throughput curve of each policy, drawn in `sweep.png`.",
+        "",
+        "Parameters: " + ", ".join(f"{k}={v}" for k, v in params.items()) + ".",
+        "",
+        *table(SWEEP_HEADER, rows),
+        "",
+    ]
+
+
 def render_report(results: BenchResults) -> str:
     env = results.environment
     repeats = max((len(case.runs) for case in results.cases), default=0)
@@ -323,7 +393,10 @@ def render_report(results: BenchResults) -> str:
     )
     lines += _section(results, CHURN, "Churn", CHURN_INTRO, CHURN_HEADER, _churn_row)
     lines += _section(results, CHAOS, "Chaos", CHAOS_INTRO, CHAOS_HEADER, _chaos_row)
-    known = {SEED_SCENARIO, HETEROGENEOUS, CHURN, CHAOS}
+    lines += _tail_section(results, STALLS, "Stalls", STALLS_INTRO)
+    lines += _section(results, BURST, "Burst", BURST_INTRO, BURST_HEADER, _burst_row)
+    lines += _sweep_section(results)
+    known = {SEED_SCENARIO, HETEROGENEOUS, CHURN, CHAOS, STALLS, BURST, SWEEP}
     for scenario in results.scenarios:
         if scenario not in known:
             lines += _tail_section(results, scenario, f"Scenario: {scenario}", "")

@@ -26,6 +26,9 @@ SEED_SCENARIO = "seed"
 HETEROGENEOUS = "heterogeneous"
 CHURN = "churn"
 CHAOS = "chaos"
+STALLS = "stalls"
+SWEEP = "sweep"
+BURST = "burst"
 
 GRPC_ROUND_ROBIN = "grpc_round_robin"
 """Baseline: gRPC's own client-side ``round_robin`` over the static backend list, no LB."""
@@ -63,7 +66,7 @@ class CaseConfig:
 
     def ideal(self) -> Ideal | None:
         """The closed-loop ideal; ``None`` for scenarios it does not describe (open loop, churn)."""
-        if self.scenario != SEED_SCENARIO:
+        if self.scenario not in (SEED_SCENARIO, BURST):
             return None
         return ideal(self.requests, self.servers, self.workers, self.work_ms / 1000, self.clients)
 
@@ -82,6 +85,7 @@ class RunResult:
     repeat: int
     summary: RunSummary
     churn: ChurnFigures | None = None
+    stalls: int | None = None  # backends stopped and continued during the run (stalls)
 
     @property
     def efficiency(self) -> float:
@@ -98,6 +102,8 @@ class RunResult:
             figures["stale_picks"] = float(sum(self.churn.stale_picks.values()))
             figures["first_traffic_s"] = self.churn.max_first_traffic_s
             figures["starved"] = float(self.churn.starved)
+        if self.stalls is not None:
+            figures["stalls"] = float(self.stalls)
         return figures
 
     def to_dict(self) -> dict[str, object]:
@@ -106,6 +112,7 @@ class RunResult:
             "summary": self.summary.to_dict(),
             "efficiency": self.efficiency,
             "churn": None if self.churn is None else self.churn.to_dict(),
+            "stalls": self.stalls,
         }
 
 

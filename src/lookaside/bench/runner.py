@@ -15,6 +15,12 @@ Scenarios:
   every ``kill_interval`` seconds.
 * ``chaos`` — open-loop load through :class:`~lookaside.client.LookasideClient`
   (failover, retries) while backends *and the LB* are SIGKILLed and restarted.
+* ``stalls`` — equal backends under open-loop load; now and then one of them
+  stops answering for a few hundred ms (SIGSTOP/SIGCONT, see :mod:`~lookaside.bench.stalls`).
+* ``sweep`` — the heterogeneous configuration at every load in ``load_factors``:
+  the latency-throughput curve of each policy.
+* ``burst`` — the seed's flow with its own defaults: 100 simultaneous requests
+  on 10 idle backends, judged by the busiest backend's share (busiest / mean).
 
 Open-loop scenarios draw the same arrival times for every policy of a repeat
 (``seed + repeat``), so policies are compared on identical traffic.
@@ -51,11 +57,14 @@ from lookaside.bench.load import (
 )
 from lookaside.bench.metrics import RequestRecord, summarize
 from lookaside.bench.results import (
+    BURST,
     CHAOS,
     CHURN,
     GRPC_ROUND_ROBIN,
     HETEROGENEOUS,
     SEED_SCENARIO,
+    STALLS,
+    SWEEP,
     BenchResults,
     CaseConfig,
     CaseResult,
@@ -63,14 +72,18 @@ from lookaside.bench.results import (
     ParamValue,
     RunResult,
 )
+from lookaside.bench.stalls import StallLog, stall_backends
 from lookaside.policies import POLICIES
 from lookaside.v1 import load_balancer_pb2 as pb
 
 LB_EVENT = "lb"  # churn events of the LB itself (chaos), kept out of per-backend figures
-SCENARIOS = (SEED_SCENARIO, HETEROGENEOUS, CHURN, CHAOS)
-OPEN_LOOP = (HETEROGENEOUS, CHURN, CHAOS)
+SCENARIOS = (SEED_SCENARIO, HETEROGENEOUS, CHURN, CHAOS, STALLS, SWEEP, BURST)
+CLOSED_LOOP = (SEED_SCENARIO, BURST)
+OPEN_LOOP = (HETEROGENEOUS, CHURN, CHAOS, STALLS, SWEEP)
 OPEN_LOOP_FIELDS = ("slow_fraction", "slow_factor", "load_factor", "duration_s", "seed",
-                    "kill_interval_s", "restart_delay_s")  # fmt: skip
+                    "kill_interval_s", "restart_delay_s", "load_factors", "stall_ms",
+                    "stall_interval_s")  # fmt: skip
+LATENCY_POLICIES = ("least_load", "p2c", "prequal", "peak_ewma")
 BASELINE_LB_POLICY = "round_robin"  # the unused LB the baseline's backends register with
 
 T = TypeVar("T")
@@ -102,6 +115,7 @@ class ScenarioDefaults:
     slow_fraction: float = 0.0
     load_factor: float = 0.7
     duration_s: float = 20.0
+    load_factors: tuple[float, ...] = ()
 
 
 def _available(*names: str) -> tuple[str, ...]:
@@ -125,6 +139,18 @@ def scenario_defaults(scenario: str) -> ScenarioDefaults:
         return ScenarioDefaults(
             (4,), 50, _available("least_load"), 20.0, 4, 1, 10.0, load_factor=0.3, duration_s=60
         )
+    if scenario == STALLS:
+        policies = _available(*LATENCY_POLICIES, GRPC_ROUND_ROBIN)
+        return ScenarioDefaults((6,), 100, policies, 50.0, 4, 3, 10.0, load_factor=0.4)
+    if scenario == SWEEP:  # the heterogeneous configuration, at every load
+        policies = _available(*LATENCY_POLICIES, GRPC_ROUND_ROBIN)
+        return ScenarioDefaults(
+            (6,), 100, policies, 40.0, 2, 3, 10.0, slow_fraction=1 / 3, duration_s=10,
+            load_factors=(0.3, 0.5, 0.7, 0.8, 0.9, 0.95),
+        )  # fmt: skip
+    if scenario == BURST:
+        policies = _available("round_robin", *LATENCY_POLICIES)
+        return ScenarioDefaults((10,), 100, policies, 200.0, 4, 3, 60.0)
     raise ValueError(f"unknown scenario {scenario!r}; choose one of: {', '.join(SCENARIOS)}")
 
 
@@ -150,6 +176,9 @@ class BenchOptions:
     seed: int = 1
     kill_interval_s: float = 3.0
     restart_delay_s: float = 1.0
+    load_factors: tuple[float, ...] = ()  # sweep: one case per load factor
+    stall_ms: float = 300.0
+    stall_interval_s: float = 2.0
     ttl: float | None = None
     report_interval: float | None = None
     lb_args: tuple[str, ...] = ()  # extra ``lookaside lb`` flags, e.g. policy tuning
@@ -174,14 +203,21 @@ class BenchOptions:
             raise ValueError("slow fraction must be within 0..1 and slow factor positive")
         if self.load_factor <= 0 or self.duration_s <= 0 or self.kill_interval_s <= 0:
             raise ValueError("load factor, duration and kill interval must be positive")
+        if any(f <= 0 for f in self.load_factors) or self.stall_ms <= 0:
+            raise ValueError("load factors and the stall length must be positive")
+        if self.stall_interval_s <= 0:
+            raise ValueError("the stall interval must be positive")
 
     def to_dict(self) -> dict[str, ParamValue | Sequence[ParamValue]]:
         """The options that mean something for this scenario (unset LB flags left out)."""
-        unused = set(OPEN_LOOP_FIELDS) if self.scenario == SEED_SCENARIO else set()
+        unused = set(OPEN_LOOP_FIELDS) if self.scenario in CLOSED_LOOP else set()
         if self.scenario != CHAOS:
             unused.add("restart_delay_s")
         if self.scenario not in (CHURN, CHAOS):
             unused.add("kill_interval_s")
+        if self.scenario != STALLS:
+            unused |= {"stall_ms", "stall_interval_s"}
+        unused.add("load_factor" if self.scenario == SWEEP else "load_factors")
         data: dict[str, ParamValue | Sequence[ParamValue]] = {}
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
@@ -201,7 +237,7 @@ def slow_count(servers: int, slow_fraction: float) -> int:
 
 def backend_specs(config: CaseConfig, options: BenchOptions) -> list[BackendSpec]:
     """backend1..backendN; the *last* ``slow_count`` of them are the slow ones."""
-    slow = slow_count(config.servers, options.slow_fraction if config.scenario != SEED_SCENARIO
+    slow = slow_count(config.servers, options.slow_fraction if config.scenario not in CLOSED_LOOP
                       else 0.0)  # fmt: skip
     specs = []
     for index, backend_id in enumerate(numbered_ids(config.servers), start=1):
@@ -225,25 +261,27 @@ def capacity_rps(specs: Sequence[BackendSpec]) -> float:
 
 
 def plan(options: BenchOptions) -> list[CaseConfig]:
-    """Every case, by server count then policy, with its scenario parameters."""
+    """Every case, by load (sweep), server count, then policy, with its scenario parameters."""
     configs = []
-    for servers in options.servers:
-        for policy in options.policies:
-            config = CaseConfig(
-                policy=policy,
-                servers=servers,
-                clients=options.clients,
-                requests_per_client=options.requests_per_client,
-                work_ms=options.work_ms,
-                workers=options.workers,
-                scenario=options.scenario,
-                service=options.service,
-            )
-            configs.append(replace(config, params=_params(config, options)))
+    sweep = options.scenario == SWEEP
+    for load_factor in options.load_factors if sweep else (options.load_factor,):
+        for servers in options.servers:
+            for policy in options.policies:
+                config = CaseConfig(
+                    policy=policy,
+                    servers=servers,
+                    clients=options.clients,
+                    requests_per_client=options.requests_per_client,
+                    work_ms=options.work_ms,
+                    workers=options.workers,
+                    scenario=options.scenario,
+                    service=options.service,
+                )
+                configs.append(replace(config, params=_params(config, options, load_factor)))
     return configs
 
 
-def _params(config: CaseConfig, options: BenchOptions) -> dict[str, ParamValue]:
+def _params(config: CaseConfig, options: BenchOptions, load_factor: float) -> dict[str, ParamValue]:
     params: dict[str, ParamValue] = {"timeout_s": options.timeout_s, "work_mode": options.work_mode}
     if options.ttl is not None:
         params["lb_ttl_s"] = options.ttl
@@ -251,7 +289,7 @@ def _params(config: CaseConfig, options: BenchOptions) -> dict[str, ParamValue]:
         params["report_interval_s"] = options.report_interval
     if options.lb_args:
         params["lb_args"] = " ".join(options.lb_args)
-    if config.scenario == SEED_SCENARIO:
+    if config.scenario in CLOSED_LOOP:
         return params
     specs = backend_specs(config, options)
     capacity = capacity_rps(specs)
@@ -260,9 +298,9 @@ def _params(config: CaseConfig, options: BenchOptions) -> dict[str, ParamValue]:
         "slow_fraction": options.slow_fraction,
         "slow_factor": options.slow_factor,
         "slow_backends": ",".join(slow) or "none",
-        "load_factor": options.load_factor,
+        "load_factor": load_factor,
         "capacity_rps": round(capacity, 3),
-        "rate_rps": round(capacity * options.load_factor, 3),
+        "rate_rps": round(capacity * load_factor, 3),
         "duration_s": options.duration_s,
         "seed": options.seed,
     }
@@ -270,6 +308,8 @@ def _params(config: CaseConfig, options: BenchOptions) -> dict[str, ParamValue]:
         params["kill_interval_s"] = options.kill_interval_s
     if config.scenario == CHAOS:
         params["restart_delay_s"] = options.restart_delay_s
+    if config.scenario == STALLS:
+        params |= {"stall_ms": options.stall_ms, "stall_interval_s": options.stall_interval_s}
     return params
 
 
@@ -290,7 +330,8 @@ class Progress:
 
 
 def case_label(config: CaseConfig, repeat: int, repeats: int) -> str:
-    return f"{config.scenario}: {config.policy}, {config.servers} backends" + (
+    load = f" at {float(config.params['load_factor']):.0%}" if config.scenario == SWEEP else ""
+    return f"{config.scenario}: {config.policy}, {config.servers} backends{load}" + (
         f", run {repeat}/{repeats}" if repeats > 1 else ""
     )
 
@@ -320,6 +361,7 @@ class _Events:
 
     churn: list[ChurnEvent] = field(default_factory=list)
     backend_ids: list[str] = field(default_factory=list)
+    stalls: StallLog = field(default_factory=StallLog)
 
 
 def _time_for_another(options: BenchOptions, until: float, down_s: float = 0.0) -> bool:
@@ -395,7 +437,7 @@ async def _drive(
     warm = WarmConnections([fleet.lb_target, *(f"{b.address}:{b.port}" for b in backends)])
     try:
         await warm.open(clients)
-        if config.scenario == SEED_SCENARIO:
+        if config.scenario in CLOSED_LOOP:
             records, wall = await closed_loop(
                 clients, config.requests_per_client, options.timeout_s, on_record
             )
@@ -411,6 +453,12 @@ async def _drive(
             side = asyncio.create_task(
                 _chaos(fleet, options, lb_args, config.policy, rng, until, events)
             )
+        elif config.scenario == STALLS:
+            side = asyncio.create_task(
+                stall_backends(
+                    fleet, options.stall_ms, options.stall_interval_s, rng, until, events.stalls
+                )
+            )
         records, wall = await open_loop(clients, arrivals, options.timeout_s, on_record, started)
         if side is not None:
             await side
@@ -421,7 +469,7 @@ async def _drive(
 
 
 def expected_requests(config: CaseConfig) -> int:
-    if config.scenario == SEED_SCENARIO:
+    if config.scenario in CLOSED_LOOP:
         return config.requests
     return round(float(config.params["rate_rps"]) * float(config.params["duration_s"]))
 
@@ -448,7 +496,8 @@ def run_case(
     summary = summarize(records, wall_s=wall, backend_ids=events.backend_ids)
     backend_events = [e for e in events.churn if e.backend_id != LB_EVENT]
     churn = churn_figures(records, backend_events) if backend_events else None
-    return RunResult(config=config, repeat=repeat, summary=summary, churn=churn)
+    stalls = len(events.stalls.started) if config.scenario == STALLS else None
+    return RunResult(config=config, repeat=repeat, summary=summary, churn=churn, stalls=stalls)
 
 
 # ---------------------------------------------------------------- the whole bench
@@ -465,7 +514,8 @@ def run_bench(
         for index, config in enumerate(configs):
             label = case_label(config, repeat, options.repeat)
             progress.case_started(label, expected_requests(config))
-            slug = f"{config.scenario}-{config.servers}-{config.policy}-run{repeat}"
+            load = f"-{config.params['load_factor']}" if config.scenario == SWEEP else ""
+            slug = f"{config.scenario}{load}-{config.servers}-{config.policy}-run{repeat}"
             result = run_case(config, options, repeat, out_dir / "logs" / slug,
                               progress.request_done)  # fmt: skip
             runs[index].append(result)

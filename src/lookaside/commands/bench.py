@@ -12,7 +12,7 @@ from rich.console import Console
 
 from lookaside.bench.console import RichBenchProgress, summary_tables
 from lookaside.bench.report import write_report
-from lookaside.bench.results import SEED_SCENARIO, write_results_json
+from lookaside.bench.results import SEED_SCENARIO, SWEEP, write_results_json
 from lookaside.bench.runner import (
     SCENARIOS,
     BenchOptions,
@@ -29,6 +29,7 @@ DESCRIPTION = (
     "4 workers) plus grpc_round_robin, gRPC's own client-side round robin without an LB. "
     "Flags left unset take the chosen scenario's defaults (shown as None below)."
 )
+_OPTIONS = BenchOptions()  # where the defaults of flags that no scenario changes live
 QUICK: dict[str, Any] = {
     "servers": (3,),
     "clients": 24,
@@ -49,6 +50,18 @@ def _servers(text: str) -> tuple[int, ...]:
     return counts
 
 
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected shares like 0.3,0.7,0.9, got {text!r}"
+        ) from None
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError("load factors must be positive")
+    return values
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
@@ -59,7 +72,7 @@ def _defaults(field: str) -> str:
     for scenario in SCENARIOS:
         value = getattr(scenario_defaults(scenario), field)
         if isinstance(value, tuple):
-            value = ",".join(map(str, value))
+            value = ",".join(map(str, value)) or "-"
         elif isinstance(value, float):
             value = f"{value:.3g}"
         parts.append(f"{scenario}: {value}")
@@ -73,8 +86,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=SCENARIOS,
         help="seed = the original report's closed-loop burst; heterogeneous = slow backends, "
         "open-loop Poisson load; churn = backends SIGKILLed and replaced under load; "
-        "chaos = backends "
-        "and the LB SIGKILLed and restarted, clients with failover",
+        "chaos = backends and the LB SIGKILLed and restarted, clients with failover; "
+        "stalls = equal backends, one at a time stopped (SIGSTOP) for --stall-ms now and "
+        "then; sweep = the heterogeneous configuration at every --load-factors, p50/p99 "
+        "against offered load; burst = 100 simultaneous requests on 10 idle backends, "
+        "busiest / mean",
     )
     parser.add_argument(
         "--servers",
@@ -134,7 +150,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a small run for CI and smoke tests: 3 backends, 24 clients, "
         "50 ms work, 2 workers, 1 repeat (explicit flags still win)",
     )
-    group = parser.add_argument_group("open-loop scenarios (heterogeneous, churn, chaos)")
+    group = parser.add_argument_group(
+        "open-loop scenarios (heterogeneous, churn, chaos, stalls, sweep)"
+    )
     group.add_argument(
         "--slow-fraction",
         type=float,
@@ -156,6 +174,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help=f"seconds of arrivals ({_defaults('duration_s')})",
+    )
+    group.add_argument(
+        "--load-factors",
+        type=_fractions,
+        default=None,
+        help=f"sweep: the loads to run, comma-separated ({_defaults('load_factors')})",
+    )
+    group.add_argument(
+        "--stall-ms",
+        type=float,
+        default=_OPTIONS.stall_ms,
+        help="stalls: how long a stopped backend stays stopped, ms",
+    )
+    group.add_argument(
+        "--stall-interval",
+        type=float,
+        default=_OPTIONS.stall_interval_s,
+        help="stalls: mean seconds between two stalls (each 0.5x..1.5x of it, one at a time)",
     )
     group.add_argument(
         "--seed",
@@ -203,6 +239,7 @@ SCENARIO_FLAGS = {
     "slow_fraction": "slow_fraction",
     "load_factor": "load_factor",
     "duration": "duration_s",
+    "load_factors": "load_factors",
 }
 
 
@@ -225,6 +262,8 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         seed=args.seed,
         kill_interval_s=args.kill_interval,
         restart_delay_s=args.restart_delay,
+        stall_ms=args.stall_ms,
+        stall_interval_s=args.stall_interval,
         ttl=args.ttl,
         report_interval=args.report_interval,
         lb_args=tuple(args.lb_arg),
@@ -243,7 +282,8 @@ def run(args: argparse.Namespace) -> int:
     out_dir: Path = args.out or default_out_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     console = Console()
-    cases = len(options.servers) * len(options.policies) * options.repeat
+    loads = len(options.load_factors) if options.scenario == SWEEP else 1
+    cases = loads * len(options.servers) * len(options.policies) * options.repeat
     console.print(
         f"[bold]lookaside bench[/] · scenario {options.scenario} · {cases} case run(s) · "
         f"output {out_dir}"

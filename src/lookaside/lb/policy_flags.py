@@ -10,11 +10,13 @@ import argparse
 from typing import Any
 
 from lookaside.lb.outlier import OutlierConfig
-from lookaside.policies import RingHashConfig, WrrConfig
+from lookaside.policies import PeakEwmaConfig, PrequalConfig, RingHashConfig, WrrConfig
 from lookaside.policies.least_load import DEFAULT_TOLERANCE
 
 _WRR = WrrConfig()
 _RING = RingHashConfig()
+_PREQUAL = PrequalConfig()
+_PEAK = PeakEwmaConfig()
 _OUTLIER = OutlierConfig()
 
 
@@ -49,6 +51,38 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=_RING.points_per_backend,
         help="ring_hash: points on the ring per backend of the smallest weight",
+    )
+    group.add_argument(
+        "--prequal-pool-size",
+        type=int,
+        default=_PREQUAL.pool_size,
+        help="prequal: most probes (backend reports) kept in the pool (paper: 16)",
+    )
+    group.add_argument(
+        "--prequal-max-age",
+        type=float,
+        default=_PREQUAL.max_age,
+        help="prequal: seconds after which a report leaves the pool (paper: 1; two report "
+        "intervals here)",
+    )
+    group.add_argument(
+        "--prequal-rif-quantile",
+        type=float,
+        default=_PREQUAL.rif_quantile,
+        help="prequal: a backend is hot above this quantile of the pool's requests in "
+        "flight (paper: 0.84)",
+    )
+    group.add_argument(
+        "--prequal-max-reuse",
+        type=int,
+        default=_PREQUAL.max_reuse,
+        help="prequal: most picks one report may serve when the pool holds every backend",
+    )
+    group.add_argument(
+        "--peak-ewma-decay",
+        type=float,
+        default=_PEAK.decay_time,
+        help="peak_ewma: seconds of the latency average's time constant (Finagle: 10)",
     )
     outlier = parser.add_argument_group("outlier ejection (fed by client stats)")
     outlier.add_argument(
@@ -89,6 +123,15 @@ def policy_options_from_args(args: argparse.Namespace) -> dict[str, dict[str, An
             )
         },
         "ring_hash": {"config": RingHashConfig(points_per_backend=args.ring_points)},
+        "prequal": {
+            "config": PrequalConfig(
+                pool_size=args.prequal_pool_size,
+                max_age=args.prequal_max_age,
+                rif_quantile=args.prequal_rif_quantile,
+                max_reuse=args.prequal_max_reuse,
+            )
+        },
+        "peak_ewma": {"config": PeakEwmaConfig(decay_time=args.peak_ewma_decay)},
     }
 
 

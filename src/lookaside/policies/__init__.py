@@ -4,9 +4,10 @@
 
 Options: ``create(name, rng, clock, **options)`` passes ``options`` to the
 policy's constructor as keywords. The policies that take any are
-``least_load`` (``tolerance``), ``weighted_round_robin`` (``config=WrrConfig(...)``)
-and ``ring_hash`` (``config=RingHashConfig(...)``); every option has a
-documented default, so ``create(name)`` alone always works.
+``least_load`` (``tolerance``), ``weighted_round_robin`` (``config=WrrConfig(...)``),
+``ring_hash`` (``config=RingHashConfig(...)``), ``prequal`` (``config=PrequalConfig(...)``)
+and ``peak_ewma`` (``config=PeakEwmaConfig(...)``); every option has a documented
+default, so ``create(name)`` alone always works.
 """
 
 from __future__ import annotations
@@ -25,14 +26,25 @@ from lookaside.policies.base import (
 )
 from lookaside.policies.least_load import LeastLoad
 from lookaside.policies.p2c import PowerOfTwoChoices
+from lookaside.policies.peak_ewma import PeakEwma, PeakEwmaConfig
 from lookaside.policies.pick_first import PickFirst
+from lookaside.policies.prequal import Prequal, PrequalConfig
 from lookaside.policies.ring_hash import RingHash, RingHashConfig
 from lookaside.policies.round_robin import RoundRobin
 from lookaside.policies.weighted_round_robin import WeightedRoundRobin, WrrConfig
 
 POLICIES: dict[str, type[Policy]] = {
     cls.name: cls
-    for cls in (PickFirst, RoundRobin, LeastLoad, PowerOfTwoChoices, WeightedRoundRobin, RingHash)
+    for cls in (
+        PickFirst,
+        RoundRobin,
+        LeastLoad,
+        PowerOfTwoChoices,
+        WeightedRoundRobin,
+        RingHash,
+        Prequal,
+        PeakEwma,
+    )
 }
 
 
@@ -57,9 +69,11 @@ def create(
 __all__ = [
     "POLICIES",
     "EmptyPicker",
+    "PeakEwmaConfig",
     "PickTracker",
     "Picker",
     "Policy",
+    "PrequalConfig",
     "RingHashConfig",
     "Snapshot",
     "WrrConfig",
