@@ -122,13 +122,17 @@ async def test_a_mark_down_while_etcd_is_away_is_written_when_it_returns(
     etcd: EtcdCluster, pair: tuple[EtcdStore, EtcdStore]
 ) -> None:
     a, b = pair
+    errors: list[str] = []
+    a.on_error = errors.append  # what lookaside_store_errors_total counts
     await a.register(reg("gone"))
     await a.register(reg("kept", 9001))
     await eventually(lambda: b.view.get("gone") is not None, "gone at b")
+    assert errors == []
     etcd.members[0].kill()
     assert a.mark_down("gone") is not None  # its stream broke: out of a's picks at once
     with pytest.raises(StoreUnavailable, match="store unreachable"):
         await a.register(reg("new", 9002))
+    assert "call" in errors
     assert b.view.get("gone") is not None  # b keeps its last view
     etcd.restart(etcd.members[0])
     await eventually(lambda: b.view.get("gone") is None, "the delete to reach b", 15)

@@ -138,6 +138,7 @@ class LbServer:
             self.registry, self.balancer, self.service, config.max_backends, clock
         )
         self.service.metrics = self.metrics
+        self.store.on_error = self.metrics.store_error
         time_get_backend(self.service, self.metrics.get_backend_seconds)
         self.xds = Publisher(self.balancer, config.xds, clock, services=config.service_policies)
         self.ads = AggregatedDiscoveryService(self.xds, observer=self.metrics)

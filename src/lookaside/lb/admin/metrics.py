@@ -15,7 +15,7 @@ forgotten first, and if every tracked one is live the newcomer is counted under
 
 The xDS server reports through :class:`LbMetrics` as its observer:
 ``lookaside_xds_streams`` (gauge), ``lookaside_xds_pushes_total{type}`` and
-``lookaside_xds_nacks_total{type}``. Reserved for the etcd store:
+``lookaside_xds_nacks_total{type}``; the store (etcd) through ``on_error``:
 ``lookaside_store_errors_total{operation}``.
 """
 
@@ -238,6 +238,10 @@ class LbMetrics:
 
     def watch_pushed(self, service: str) -> None:
         self.watch_pushes.inc(service)
+
+    def store_error(self, operation: str) -> None:
+        """The shared store (etcd) did not answer a ``call`` or its ``watch`` broke."""
+        self.store_errors.labels(operation).inc()
 
     # --- the xDS server's observer (lookaside.lb.xds.ads.AdsObserver) -----------------
 

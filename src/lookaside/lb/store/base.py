@@ -9,6 +9,7 @@ membership).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from lookaside.errors import ServiceError
@@ -26,6 +27,9 @@ class Store(Protocol):
     """Membership writes. ``register`` and ``deregister`` are durable once they return."""
 
     view: InMemoryRegistry
+    #: Told the operation (``call``, ``watch``) each time the store does not answer;
+    #: the LB points it at ``lookaside_store_errors_total``.
+    on_error: Callable[[str], None]
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
@@ -37,3 +41,7 @@ class Store(Protocol):
     def mark_down(self, backend_id: str) -> Endpoint | None: ...
     def expire(self) -> list[Endpoint]: ...
     def describe(self) -> str: ...
+
+
+def ignore_error(operation: str) -> None:
+    """The default ``on_error``: a store nobody observes."""

@@ -59,7 +59,7 @@ from lookaside.backoff import Backoff
 from lookaside.errors import AlreadyExists
 from lookaside.lb.registry import InMemoryRegistry, endpoint_of
 from lookaside.lb.store import codec
-from lookaside.lb.store.base import StoreUnavailable
+from lookaside.lb.store.base import StoreUnavailable, ignore_error
 from lookaside.lb.store.config import StoreConfig
 from lookaside.model import Endpoint, LoadMetrics, Registration, ServingState
 
@@ -128,6 +128,7 @@ class EtcdStore:
         self._tasks: list[asyncio.Task[None]] = []
         self._reachable = True
         self._closing = False
+        self.on_error: Callable[[str], None] = ignore_error
 
     def describe(self) -> str:
         members = self.config.url[len("etcd://") :]
@@ -135,7 +136,8 @@ class EtcdStore:
 
     # --- calls to etcd ---
 
-    def _unreachable(self, error: BaseException | None) -> StoreUnavailable:
+    def _unreachable(self, error: BaseException | None, operation: str) -> StoreUnavailable:
+        self.on_error(operation)
         if self._reachable:
             self._reachable = False
             log.warning("store unreachable: etcd %s: %s", self.config.url, error or "timed out")
@@ -167,7 +169,7 @@ class EtcdStore:
                     self._answered()
                     return result
         except TimeoutError:
-            raise self._unreachable(last) from None
+            raise self._unreachable(last, "call") from None
 
     async def _txn(self, compare: list[Any], success: list[Any], failure: list[Any]) -> Any:
         return await self._call(lambda: self._client.transaction(compare, success, failure))
@@ -295,7 +297,7 @@ class EtcdStore:
                 if failures == 1:
                     await asyncio.sleep(_RETRY_PAUSE)
                     continue
-                self._unreachable(error)
+                self._unreachable(error, "watch")
                 await asyncio.sleep(backoff.next_delay())
 
     def _apply_event(self, event: aetcd.rtypes.Event) -> None:

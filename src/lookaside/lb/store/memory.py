@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from lookaside.lb.registry import InMemoryRegistry
+from lookaside.lb.store.base import ignore_error
 from lookaside.model import Endpoint, LoadMetrics, Registration, ServingState
 
 
@@ -11,6 +14,7 @@ class MemoryStore:
 
     def __init__(self, view: InMemoryRegistry) -> None:
         self.view = view
+        self.on_error: Callable[[str], None] = ignore_error  # an in-memory store always answers
 
     async def start(self) -> None:
         return None
