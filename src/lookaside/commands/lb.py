@@ -32,13 +32,16 @@ def parse_service_policy(text: str) -> tuple[str, str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The LB's own flags, then policy tuning, then security."""
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--host", default=_DEFAULTS.host, help="address to listen on")
     parser.add_argument(
-        "--port", type=int, default=50051, help="port to listen on (0 = any free port, logged)"
+        "--port",
+        type=int,
+        default=_DEFAULTS.port,
+        help="port to listen on (0 = any free port, logged)",
     )
     parser.add_argument(
         "--policy",
-        default="least_load",
+        default=_DEFAULTS.policy,
         choices=sorted(policies.POLICIES),
         help="how to choose a backend for GetBackend (default for every service)",
     )
@@ -53,31 +56,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ttl",
         type=float,
-        default=5.0,
+        default=_DEFAULTS.ttl,
         help="seconds a backend may go without reporting before it is evicted",
     )
     parser.add_argument(
         "--report-interval",
         type=float,
-        default=1.0,
+        default=_DEFAULTS.report_interval,
         help="how often backends are told to report load (seconds; below --ttl)",
     )
     parser.add_argument(
-        "--max-backends", type=int, default=1024, help="most backends one service may have"
+        "--max-backends",
+        type=int,
+        default=_DEFAULTS.max_backends,
+        help="most backends one service may have",
     )
     parser.add_argument(
-        "--max-streams", type=int, default=4096, help="most load streams open at once"
+        "--max-streams",
+        type=int,
+        default=_DEFAULTS.max_streams,
+        help="most load streams open at once",
     )
     parser.add_argument(
         "--max-message-bytes",
         type=int,
-        default=64 * 1024,
+        default=_DEFAULTS.max_message_bytes,
         help="largest request message the LB accepts",
     )
     parser.add_argument(
         "--watch-min-gap",
         type=float,
-        default=0.2,
+        default=_DEFAULTS.watch_min_gap,
         help="fast path: least seconds between two updates to a WatchBackends subscriber",
     )
     parser.add_argument(
