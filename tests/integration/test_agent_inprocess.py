@@ -62,7 +62,12 @@ async def test_every_call_type_is_counted_and_user_trailers_survive(lb: LbServer
             assert len([r async for r in stub.Chat(requests("p", "q"))]) == 2
             with pytest.raises(aio.AioRpcError):
                 await stub.Say(echo_pb.EchoRequest(text="f", fail_code=9))
-        assert (agent.stats.finished, agent.stats.failed, agent.stats.in_flight) == (5, 1, 0)
+        # The client may see the last status before the interceptor's bookkeeping of it ran.
+        await until(
+            lambda: (agent.stats.finished, agent.stats.failed, agent.stats.in_flight) == (5, 1, 0),
+            5,
+            "every call counted: 5 finished, 1 failed, none in flight",
+        )
 
         backend_id = f"127.0.0.1:{port}"
         await agent.health.set("", 2)  # NOT_SERVING, as the application would

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,11 @@ from tests.integration.harness import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-PYTHON_SNIPPETS = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+# A snippet inside a list item is indented as a whole; it is pasted without that indent.
+PYTHON_SNIPPETS = [
+    textwrap.dedent(snippet)
+    for snippet in re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+]
 DEFAULT_LB = "127.0.0.1:50051"
 SERVER_GRACE = 20.0  # seconds a snippet may run before it is taken for a server
 

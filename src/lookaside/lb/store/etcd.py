@@ -199,11 +199,11 @@ class EtcdStore:
         """Leave, keeping the lease: backends this replica held stay registered until they
         reattach elsewhere (or the lease runs out). Its replica key and loads go now."""
         self._closing = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        pending = set(self._tasks)
+        while pending:  # cancel again if a cancel raced a timeout and was swallowed
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1.0)
         with contextlib.suppress(StoreUnavailable):
             t = self._client.transactions
             deletes = [t.delete(self._replica_key), t.delete(self._load_key(0), self._load_end())]
@@ -221,7 +221,7 @@ class EtcdStore:
 
     async def _keepalive_loop(self) -> None:
         period = self._lease_ttl / 3
-        while True:
+        while not self._closing:  # a cancel swallowed by a timeout still ends the loop
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._lease_check.wait(), period)
             self._lease_check.clear()
@@ -279,7 +279,7 @@ class EtcdStore:
         """
         backoff = Backoff(cap=2.0, rng=self._rng)
         failures = 0
-        while True:
+        while not self._closing:  # a cancel swallowed by a timeout still ends the loop
             try:
                 watch = await self._client.watch_prefix(
                     self._prefix, start_revision=self._revision + 1
@@ -517,7 +517,7 @@ class EtcdStore:
     async def _write_loop(self) -> None:
         """Deletes and reattachments at once, load batches every ``load_share_interval``."""
         next_loads = self._clock() + self.config.load_share_interval
-        while True:
+        while not self._closing:  # a cancel swallowed by a timeout still ends the loop
             timeout = max(0.0, next_loads - self._clock())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
