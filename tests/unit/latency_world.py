@@ -1,10 +1,12 @@
 """A tiny deterministic world for the latency policies' unit tests: no sockets, no sleeps.
 
-Each backend serves every pick in ``latency_ms[i]`` (as many at once as it is
-given, so its requests in flight are the picks not yet finished) and "reports"
-(a new :class:`Endpoint` with a fresh ``reported_at``) every ``report_gap``
-seconds of an injected clock, unless it is stalled: then it neither finishes
-nor reports. The test drives picks and counts where they went.
+Each backend serves its picks in ``latency_ms[i]`` each on ``capacity``
+workers, first come first served (so its requests in flight are the picks not
+yet finished, and a queue makes them wait), and "reports" (a new
+:class:`Endpoint` with a fresh ``reported_at``, its RIF and the latency a call
+arriving at that RIF would see, as a backend's estimate does) every
+``report_gap`` seconds of an injected clock, unless it is stalled: then it
+neither finishes nor reports. The test drives picks and counts where they went.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 
 from lookaside.model import Endpoint, LoadMetrics, PickRequest
 from lookaside.policies import PickTracker, Policy, Snapshot, create
+from lookaside.policies.signals import queue_factor
 
 
 @dataclass
@@ -43,6 +46,8 @@ class World:
     def __post_init__(self) -> None:
         self.latency_ms = self.latency_ms or [20.0] * self.n
         self.finishing: dict[str, list[float]] = {f"b{i}": [] for i in range(self.n)}
+        #: When each worker of each backend is next free.
+        self.free_at = {f"b{i}": [0.0] * self.capacity for i in range(self.n)}
         self.policy: Policy = create(self.policy_name, random.Random(self.seed), self.clock)
         self.endpoints = {f"b{i}": self._report(i) for i in range(self.n)}
         self._next_report = self.clock.now + self.report_gap
@@ -59,7 +64,10 @@ class World:
             capacity=self.capacity,
             load=rif / self.capacity,
             reported_at=self.clock.now,
-            metrics=LoadMetrics(requests_in_flight=rif, latency_ms=self.latency_ms[index]),
+            metrics=LoadMetrics(
+                requests_in_flight=rif,
+                latency_ms=self.latency_ms[index] * queue_factor(rif, self.capacity),
+            ),
         )
 
     def run(self, seconds: float, picks_per_second: float = 100.0) -> Counter[str]:
@@ -79,24 +87,35 @@ class World:
             chosen = picker.pick(PickRequest())
             assert chosen is not None
             counts[chosen.id] += 1
-            self.finishing[chosen.id].append(
-                self.clock.now + self.latency_ms[int(chosen.id[1:])] / 1e3
-            )
+            self._serve(chosen.id, self.clock.now)
         return counts
+
+    def _serve(self, backend_id: str, now: float) -> None:
+        """The call starts on the first free worker (at once, or after the queue)."""
+        workers = self.free_at[backend_id]
+        worker = min(range(len(workers)), key=workers.__getitem__)
+        start = max(now, workers[worker])
+        if backend_id in self.stalled:
+            start = math.inf
+        done = start + self.latency_ms[int(backend_id[1:])] / 1e3
+        workers[worker] = done
+        self.finishing[backend_id].append(done)
 
     def stall(self, backend_id: str) -> None:
         """Stop answering: nothing finishes and nothing is reported until :meth:`resume`."""
         self.stalled.add(backend_id)
-        self.finishing[backend_id] = [math.inf for _ in self.finishing[backend_id]]
+        now = self.clock.now
+        self.finishing[backend_id] = [math.inf for done in self.finishing[backend_id] if done > now]
 
     def resume(self, backend_id: str) -> None:
+        """Serve everything that waited, in order, from now on."""
         self.stalled.discard(backend_id)
         now = self.clock.now
-        self.finishing[backend_id] = [
-            now + self.latency_ms[int(backend_id[1:])] / 1e3
-            for done in self.finishing[backend_id]
-            if done > now
-        ]
+        waiting = sum(1 for done in self.finishing[backend_id] if done > now)
+        self.finishing[backend_id] = []
+        self.free_at[backend_id] = [now] * self.capacity
+        for _ in range(waiting):
+            self._serve(backend_id, now)
 
 
 def idle_burst(policy_name: str, seed: int, backends: int = 10, picks: int = 100) -> Counter[str]:

@@ -9,7 +9,13 @@ from lookaside.backend.latency import LatencyByRif
 from lookaside.errors import InvalidArgument
 from lookaside.model import Endpoint, LoadMetrics
 from lookaside.policies import PickTracker
-from lookaside.policies.signals import PickTimes, expected_latency_ms, in_flight
+from lookaside.policies.signals import (
+    PickTimes,
+    in_flight,
+    queue_factor,
+    service_ms,
+    typical_service_ms,
+)
 from lookaside.v1 import load_balancer_pb2 as pb
 
 
@@ -22,8 +28,13 @@ def test_backend_estimate_follows_the_rif_a_call_arrives_at() -> None:
     assert latency.estimate_ms(3) == pytest.approx(120.0)
     assert latency.estimate_ms(2) == pytest.approx(40.0)  # nearest bucket below
     assert latency.estimate_ms(99) == pytest.approx(120.0)  # the last bucket
-    latency.record(0, 0.140)
-    assert latency.estimate_ms(0) == pytest.approx(40.0 + 0.2 * 100.0)  # an EWMA
+    latency.record(0, 0.340)  # one call caught in a pause
+    assert latency.estimate_ms(0) == pytest.approx(190.0)  # median of two: their mean
+    latency.record(0, 0.042)
+    assert latency.estimate_ms(0) == pytest.approx(42.0)  # a stray sample does not stick
+    for _ in range(3):
+        latency.record(0, 0.090)  # a lasting change is followed within the window
+    assert latency.estimate_ms(0) == pytest.approx(90.0)
 
 
 def test_report_fields_travel_to_the_model_and_back() -> None:
@@ -55,21 +66,59 @@ def test_in_flight_counts_picks_since_and_falls_back_to_load() -> None:
     tracker.record("a")
     assert in_flight(reporting, tracker) == 3
     assert in_flight(load_only, tracker) == 3.0  # 0.75 x 4 workers
-    with_latency = Endpoint(id="a", address="x", port=1, capacity=2,
-                            metrics=LoadMetrics(latency_ms=40.0))  # fmt: skip
-    assert expected_latency_ms(with_latency, tracker) == 60.0  # one pick over two workers
 
 
-def test_silence_counts_only_unanswered_picks_past_the_grace() -> None:
-    silence, tracker = PickTimes(grace=0.1), PickTracker()
+def test_service_time_is_the_reported_latency_without_its_queue() -> None:
+    assert [queue_factor(rif, 2) for rif in (0, 1, 2, 3)] == [1.0, 1.0, 1.5, 2.0]
+    idle = Endpoint(id="a", address="x", port=1, capacity=2, metrics=LoadMetrics(latency_ms=40.0))
+    queued = Endpoint(id="b", address="x", port=2, capacity=2,
+                      metrics=LoadMetrics(requests_in_flight=3, latency_ms=160.0))  # fmt: skip
+    unknown = Endpoint(id="c", address="x", port=3, capacity=2)
+    assert (service_ms(idle), service_ms(queued), service_ms(unknown)) == (40.0, 80.0, 0.0)
+    assert typical_service_ms([idle, queued, unknown]) == 80.0  # the median of the known
+    assert typical_service_ms([unknown]) == 0.0
+
+
+def test_silence_counts_only_unanswered_picks_whose_report_is_overdue() -> None:
+    silence, tracker = PickTimes(grace=0.03, report_gap=0.05), PickTracker()
     endpoint = Endpoint(id="a", address="x", port=1, reported_at=5.0)
     assert silence.silent_ms(endpoint, tracker, 10.0) == 0.0  # never picked
     silence.picked(endpoint, tracker, 10.0)
     tracker.record("a")
-    assert silence.silent_ms(endpoint, tracker, 10.05) == 0.0  # within the grace
+    assert silence.silent_ms(endpoint, tracker, 10.02) == 0.0  # its report is not late yet
     assert silence.silent_ms(endpoint, tracker, 10.3) == pytest.approx(300.0)
     tracker.reset("a")  # it reported: the picks are answered
     newer = Endpoint(id="a", address="x", port=1, reported_at=10.31)
     assert silence.silent_ms(newer, tracker, 10.5) == 0.0
+    # Picked 10 ms after a report: the next report may wait out the 50 ms gap.
+    silence.picked(newer, tracker, 10.32)
+    tracker.record("a")
+    assert silence.silent_ms(newer, tracker, 10.385) == 0.0
+    assert silence.silent_ms(newer, tracker, 10.40) == pytest.approx(80.0)
     with pytest.raises(ValueError):
         PickTimes(grace=-1)
+
+
+def test_picks_in_transit_and_those_made_during_a_silence_count_on_a_report() -> None:
+    picks, tracker = PickTimes(grace=0.03, transit=0.02, report_gap=0.05), PickTracker()
+    first = Endpoint(id="a", address="x", port=1, reported_at=1.0)
+    picks.saw([first])
+    for at in (1.001, 1.035, 1.045):
+        picks.picked(first, tracker, at)
+        tracker.record("a")
+    tracker.reset("a")
+    on_time = Endpoint(id="a", address="x", port=1, reported_at=1.05)
+    picks.saw([on_time])  # the policy sees every report as it rebuilds
+    assert picks.in_transit(on_time) == 2  # the two made within 20 ms before it
+    assert in_flight(on_time, tracker, picks) == 2
+    for at in (1.06, 1.2, 1.3):  # it stops answering after this report
+        picks.picked(on_time, tracker, at)
+        tracker.record("a")
+    tracker.reset("a")
+    resumed = Endpoint(id="a", address="x", port=1, reported_at=1.4)
+    picks.saw([resumed])
+    assert picks.in_transit(resumed) == 3  # none of the picks of its silence is in it
+    picks.saw([Endpoint(id="a", address="x", port=1, reported_at=1.45)])
+    later = Endpoint(id="a", address="x", port=1, reported_at=1.5)
+    picks.saw([later])
+    assert picks.in_transit(later) == 0  # those were answered by the report in between

@@ -51,7 +51,7 @@ def test_skewed_latency_goes_to_the_fast_backends(seed: int) -> None:
     assert min(counts[b] for b in ("b0", "b1", "b2")) >= 0.25 * sum(counts.values())
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_a_stalled_backend_is_avoided_and_taken_back_after(seed: int) -> None:
     world = World("prequal", seed=seed)
     before = world.run(2.0)
@@ -62,6 +62,30 @@ def test_a_stalled_backend_is_avoided_and_taken_back_after(seed: int) -> None:
     world.resume("b0")
     after = world.run(1.0)
     assert after["b0"] >= 0.15 * sum(after.values()), after
+
+
+@pytest.mark.parametrize(("fast_rif", "expected"), [(3, "fast"), (8, "slow")])
+def test_latency_at_the_live_queue_decides(fast_rif: int, expected: str) -> None:
+    """A 40 ms backend with 3 in flight on 2 workers (80 ms) beats an idle 160 ms one;
+    with 8 in flight (180 ms) it does not."""
+    clock = FakeClock()
+    fast = Endpoint(
+        id="fast",
+        address="10.0.0.1",
+        port=1,
+        capacity=2,
+        reported_at=clock.now,
+        metrics=LoadMetrics(
+            requests_in_flight=fast_rif, latency_ms=40.0 * max(1.0, (fast_rif + 1) / 2)
+        ),
+    )
+    slow = Endpoint(id="slow", address="10.0.0.1", port=2, capacity=2, reported_at=clock.now,
+                    metrics=LoadMetrics(latency_ms=160.0))  # fmt: skip
+    config = PrequalConfig(rif_quantile=1.0)  # nothing is hot: latency alone decides
+    policy = create("prequal", random.Random(1), clock, config=config)
+    picker = policy.build(Snapshot((fast, slow), PickTracker()))
+    chosen = picker.pick(PickRequest())
+    assert chosen is not None and chosen.id == expected
 
 
 def test_a_silent_backend_absorbs_at_most_its_reuse_budget() -> None:

@@ -44,6 +44,8 @@ from lookaside.policies.signals import (
     DEFAULT_TRANSIT,
     PickTimes,
     in_flight,
+    service_ms,
+    typical_service_ms,
 )
 
 
@@ -90,7 +92,16 @@ class PeakEwmaEstimate:
 
 
 class PeakEwmaPicker(Picker):
-    __slots__ = ("_clock", "_config", "_endpoints", "_estimates", "_picks", "_rng", "_tracker")
+    __slots__ = (
+        "_clock",
+        "_config",
+        "_default_ms",
+        "_endpoints",
+        "_estimates",
+        "_picks",
+        "_rng",
+        "_tracker",
+    )  # fmt: skip
 
     def __init__(self, endpoints: tuple[Endpoint, ...], tracker: PickTracker, policy: PeakEwma):
         self._endpoints = endpoints
@@ -100,19 +111,16 @@ class PeakEwmaPicker(Picker):
         self._config = policy.config
         self._rng = policy.rng
         self._clock = policy.now
+        self._default_ms = typical_service_ms(endpoints) or policy.config.default_latency_ms
 
     def cost(self, endpoint: Endpoint, now: float) -> float:
-        """Latency estimate x (requests in flight + 1)."""
+        """Latency estimate (or silence, when longer) x (requests in flight + 1) / capacity."""
         estimate = self._estimates[endpoint.id]
-        silent = self._picks.silent_ms(endpoint, self._tracker, now)
-        if silent > 0:
-            estimate.observe(silent, now, self._config.decay_time)
-        latency = (
-            estimate.current(now, self._config.decay_time)
-            if estimate.observed
-            else self._config.default_latency_ms
-        )
-        return latency * (in_flight(endpoint, self._tracker, self._picks) + 1.0)
+        decay = self._config.decay_time
+        latency = estimate.current(now, decay) if estimate.observed else self._default_ms
+        latency = max(latency, self._picks.silent_ms(endpoint, self._tracker, now))
+        rif = in_flight(endpoint, self._tracker, self._picks)
+        return latency * (rif + 1.0) / endpoint.capacity
 
     def pick(self, request: PickRequest) -> Endpoint | None:
         exclude = request.exclude_ids
@@ -160,7 +168,7 @@ class PeakEwma(Policy):
         estimates: dict[str, PeakEwmaEstimate] = {}
         for endpoint in snapshot.endpoints:
             estimate = self.estimates.get(endpoint.id) or PeakEwmaEstimate(0.0, now)
-            latency = endpoint.metrics.latency_ms
+            latency = service_ms(endpoint)
             if endpoint.reported_at > estimate.reported_at:
                 estimate.reported_at = endpoint.reported_at
                 if latency > 0:
@@ -168,4 +176,5 @@ class PeakEwma(Policy):
             estimates[endpoint.id] = estimate
         self.estimates = estimates
         self.picks.forget_others(set(estimates))
+        self.picks.saw(snapshot.endpoints)
         return PeakEwmaPicker(snapshot.endpoints, snapshot.tracker, self)

@@ -59,8 +59,10 @@ from lookaside.policies.signals import (
     DEFAULT_SILENCE_GRACE,
     DEFAULT_TRANSIT,
     PickTimes,
-    expected_latency_ms,
     in_flight,
+    queue_factor,
+    service_ms,
+    typical_service_ms,
 )
 
 
@@ -84,6 +86,9 @@ class PrequalConfig:
     rif_quantile: float = 0.84
     #: Ours: that quantile is over the pool's RIFs at the last picks, this many (a pool's worth).
     rif_history: int = 16
+    #: Ours: latencies within this fraction of the lowest cold one are equal; the least
+    #: loaded of them wins (so noise in equal backends' estimates cannot herd picks).
+    latency_tolerance: float = 0.2
     #: Ours: seconds of unanswered picks before silence counts as latency.
     silence_grace: float = DEFAULT_SILENCE_GRACE
     #: Ours: seconds before a report within which a pick counts as not yet in it.
@@ -94,8 +99,10 @@ class PrequalConfig:
             raise ValueError(
                 "need probes_per_pick, max_reuse and rif_history >= 1 and pool_size >= 2"
             )
-        if self.max_age <= 0 or self.reuse_delta < 0 or self.removes_per_pick < 0:
-            raise ValueError("need max_age > 0, reuse_delta >= 0 and removes_per_pick >= 0")
+        if min(self.reuse_delta, self.removes_per_pick, self.latency_tolerance) < 0:
+            raise ValueError("need reuse_delta, removes_per_pick and latency_tolerance >= 0")
+        if self.max_age <= 0:
+            raise ValueError("need max_age > 0")
         if not 0.0 < self.rif_quantile <= 1.0:
             raise ValueError("rif_quantile must be within (0, 1]")
 
@@ -154,6 +161,7 @@ class PrequalPicker(Picker):
         "_pool",
         "_rng",
         "_tracker",
+        "_typical_ms",
     )  # fmt: skip
 
     def __init__(
@@ -171,6 +179,7 @@ class PrequalPicker(Picker):
         self._rng = policy.rng
         self._clock = policy.now
         self._budget = policy.config.reuse_budget(len(endpoints))
+        self._typical_ms = typical_service_ms(endpoints)
 
     def pick(self, request: PickRequest) -> Endpoint | None:
         now = self._clock()
@@ -231,24 +240,38 @@ class PrequalPicker(Picker):
         history = self._pool.rifs
         threshold = rif_threshold(list(history or rifs), self._config.rif_quantile)
         history.extend(rifs)
-        best: tuple[float, float, float] | None = None
-        chosen: tuple[Endpoint, _Probe] | None = None
-        all_hot = all(rif > threshold for rif in rifs)
-        for (endpoint, probe), rif in zip(usable, rifs, strict=True):
-            if rif > threshold and not all_hot:
-                continue
-            latency = max(
-                expected_latency_ms(endpoint, tracker), picks.silent_ms(endpoint, tracker, now)
-            )
-            key = (rif, latency, probe.tie) if all_hot else (latency, rif, probe.tie)
-            if best is None or key < best:
-                best, chosen = key, (endpoint, probe)
-        assert chosen is not None
-        endpoint, probe = chosen
+        hot = [rif > threshold for rif in rifs]
+        all_hot = all(hot)
+        candidates = [
+            (endpoint, probe, rif)
+            for (endpoint, probe), rif, is_hot in zip(usable, rifs, hot, strict=True)
+            if all_hot or not is_hot
+        ]
+        keys: list[tuple[bool, float, float, float]]
+        if all_hot:  # the lowest RIF (per worker), then the lowest latency
+            keys = [
+                (False, rif / e.capacity, self.latency_ms(e, rif, now), p.tie)
+                for e, p, rif in candidates
+            ]
+        else:  # the lowest latency; within the tolerance of it, the least loaded
+            latencies = [self.latency_ms(e, rif, now) for e, _, rif in candidates]
+            near = min(latencies) * (1.0 + self._config.latency_tolerance)
+            keys = [
+                (latency > near, rif / e.capacity, latency, p.tie)
+                for (e, p, rif), latency in zip(candidates, latencies, strict=True)
+            ]
+        best = min(range(len(candidates)), key=keys.__getitem__)
+        endpoint, probe, _ = candidates[best]
         probe.uses_left -= 1
         if probe.uses_left <= 0:
             del self._pool.probes[endpoint.id]
         return endpoint
+
+    def latency_ms(self, endpoint: Endpoint, rif: float, now: float) -> float:
+        """Expected latency of a call sent now: its queue at the live RIF, or its silence."""
+        service = service_ms(endpoint) or self._typical_ms
+        expected = service * queue_factor(rif, endpoint.capacity)
+        return max(expected, self._picks.silent_ms(endpoint, self._tracker, now))
 
     def _least_in_flight(self, exclude: frozenset[str], now: float) -> Endpoint | None:
         """Too few probes: the least RIF among the allowed backends, silent ones last."""
@@ -289,4 +312,5 @@ class Prequal(Policy):
             self.pool.seen.pop(gone, None)
             self.pool.probes.pop(gone, None)
         self.picks.forget_others(live)
+        self.picks.saw(snapshot.endpoints)
         return PrequalPicker(snapshot.endpoints, snapshot.tracker, self)
