@@ -7,22 +7,27 @@ otherwise decays towards new observations with time constant ``decay_time``
 (weight ``exp(-elapsed / decay_time)``), also decaying towards zero while
 nothing is observed, so an idle backend is tried again. The load compared is
 
-    cost x (requests in flight + 1)
+    latency estimate x (requests in flight + 1)
 
-and a pick is power of two choices (Mitzenmacher): two distinct random
-backends, the cheaper wins (see :mod:`~lookaside.policies.p2c`).
+(per unit of capacity, below), and a pick is power of two choices
+(Mitzenmacher): two distinct random backends, the cheaper wins (see
+:mod:`~lookaside.policies.p2c`).
 
-Observations, in a look-aside design: every new load report's ``latency_ms``
-(the backend's estimate for a call arriving now), and a backend's *silence*
-(see :mod:`~lookaside.policies.signals`): picks it has left unanswered past
-the grace period are a latency observation as long as the silence, so a
-stalled backend peaks within ~100 ms and p2c stops choosing it; when it
-reports again, the decay brings it back. Until a backend's first
-observation its cost is ``default_latency_ms`` (Tower's ``default_rtt``).
+Observations, in a look-aside design: every new load report's service time
+(its ``latency_ms`` without the queue it was reported at, see
+:mod:`~lookaside.policies.signals`), so the queue is counted once, by the
+live requests in flight, and per unit of capacity:
+``cost = latency x (in flight + 1) / capacity``. A backend's *silence* (picks
+left unanswered once the report they should have caused is overdue) counts
+as latency while it lasts, not as a remembered peak: a stalled backend costs
+more within ~30-80 ms and p2c stops choosing it; its next report ends that,
+and a report delayed by a busy machine costs nothing once it arrives. Until
+a backend's first observation its latency is the service's median (else
+``default_latency_ms``, Tower's ``default_rtt``).
 
 Finagle defaults ``decay_time`` to 10 s for per-request latencies over large
 clusters. Here the observations are reports and a service may have a handful
-of backends, so a 10 s memory of one GC pause would take a quarter of a
+of backends, so a 10 s memory of one slow spell would take a quarter of a
 four-backend service's capacity away for that long; the default is 1 s.
 
 A pick is O(1). State (one EWMA per backend) lives in the policy, so it

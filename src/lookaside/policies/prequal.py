@@ -33,8 +33,13 @@ cannot be probed back in. What keeps the pool honest is the paper's:
 
 The RIF used is live (reported + picks since + picks in transit, see
 :mod:`~lookaside.policies.signals`), which is the paper's local RIF
-compensation; the latency is the report's, raised to the backend's *silence*
-when it has left picks unanswered beyond a grace period. The paper removes
+compensation. The latency is the paper's "estimate at the current RIF" made
+live the same way: the report's service time x the queueing factor of the
+live RIF, so every pick the LB hands out raises it at once; and at least the
+backend's *silence* once the report a pick should have caused is overdue.
+Among cold probes whose latencies are within ``latency_tolerance`` of the
+lowest, the least loaded (RIF per worker) wins: equal backends' estimates
+differ only by noise, which must not decide where a burst goes. The paper removes
 ``r_remove`` probes per query to keep its pool fresh because every probe
 brings news; re-reading an unchanged report brings none, so here probes
 leave only by age, size, budget or a newer report. With fewer than two usable
