@@ -122,3 +122,22 @@ def test_picks_in_transit_and_those_made_during_a_silence_count_on_a_report() ->
     later = Endpoint(id="a", address="x", port=1, reported_at=1.5)
     picks.saw([later])
     assert picks.in_transit(later) == 0  # those were answered by the report in between
+
+
+def test_reports_that_always_come_late_here_are_not_silence() -> None:
+    """A fast-path client hears reports through the LB's watch, up to 200 ms apart."""
+    picks, tracker = PickTimes(grace=0.03, report_gap=0.05), PickTracker()
+    reported = 0.0
+    for _ in range(10):  # every pick is answered by a report 150 ms later than due
+        endpoint = Endpoint(id="a", address="x", port=1, reported_at=reported)
+        picks.saw([endpoint])
+        picks.picked(endpoint, tracker, reported + 0.001)
+        tracker.record("a")
+        reported += 0.2
+        tracker.reset("a")
+    endpoint = Endpoint(id="a", address="x", port=1, reported_at=reported)
+    picks.saw([endpoint])
+    picks.picked(endpoint, tracker, reported + 0.001)
+    tracker.record("a")
+    assert picks.silent_ms(endpoint, tracker, reported + 0.2) == 0.0  # as late as usual
+    assert picks.silent_ms(endpoint, tracker, reported + 0.4) == pytest.approx(399.0)

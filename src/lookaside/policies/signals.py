@@ -21,9 +21,11 @@ more than the last report says. What both policies read at pick time:
   picked reports within its minimum report gap (50 ms) because its queue
   changed; one under a GC pause, SIGSTOP or a throttled CPU sends nothing. So
   the time since the first pick after its latest report is a lower bound on
-  the latency those picks see. Beyond a grace period it counts as latency,
-  which makes a stalled backend look slow within ~100 ms, long before any
-  report or lease could say so; its next report ends it at once.
+  the latency those picks see. Once that report is overdue by more than a
+  grace period (plus the lateness reports usually have on their way to this
+  picker, learned) it counts as latency, which makes a stalled backend look
+  slow within 30-80 ms, long before any report or lease could say so; its
+  next report ends it at once.
 * **Picks in transit**: a report counts the calls that had *reached* the
   backend; a pick handed out a moment before it was still on its way (the
   client has to receive the answer and send the call). Picks made within
@@ -52,6 +54,10 @@ DEFAULT_SILENCE_GRACE = 0.03
 DEFAULT_TRANSIT = 0.02
 #: Pick times kept per backend (for the in-transit count).
 _KEPT = 16
+#: How late recent reports answering a pick came (kept, needed before use, quantile used).
+_LATENESS_KEPT = 32
+_LATENESS_BEFORE_LEARNING = 8
+_LATENESS_QUANTILE = 0.9
 
 
 def reported_in_flight(endpoint: Endpoint) -> float:
@@ -93,8 +99,10 @@ class PickTimes:
 
     __slots__ = (
         "_first_pick",
+        "_lateness",
         "_recent",
         "_reports",
+        "_slack",
         "_transit_of",
         "grace",
         "report_gap",
@@ -117,6 +125,8 @@ class PickTimes:
         self._recent: dict[str, deque[tuple[float, float]]] = {}
         self._transit_of: dict[str, tuple[float, int]] = {}  # id -> (reported_at, count)
         self._reports: dict[str, tuple[float, float]] = {}  # id -> (previous, latest) times
+        self._lateness: deque[float] = deque(maxlen=_LATENESS_KEPT)
+        self._slack = 0.0  # learned from ``_lateness``
 
     def picked(self, endpoint: Endpoint, tracker: PickTracker, now: float) -> None:
         """Starts the silence clock on the first pick since a report; remembers the time."""
@@ -137,6 +147,23 @@ class PickTimes:
             known = reports.get(endpoint.id)
             if known is None or known[1] != endpoint.reported_at:
                 reports[endpoint.id] = (known[1] if known else -math.inf, endpoint.reported_at)
+                first = self._first_pick.get(endpoint.id)
+                if known is not None and first is not None and first[0] == known[1]:
+                    self._learn(endpoint.reported_at - self._due(first[1], known[1]))
+
+    def _learn(self, lateness: float) -> None:
+        """How late the report answering a pick came: silence starts beyond most of these.
+
+        Where reports reach the picker later than backends send them (a
+        fast-path client hears them through the LB's watch, 200 ms apart by
+        default) that delay is normal, not silence. The slack is the
+        ``_LATENESS_QUANTILE`` of the recent ones, so one stall among them is ignored.
+        """
+        recent = self._lateness
+        recent.append(max(lateness, 0.0))
+        if len(recent) >= _LATENESS_BEFORE_LEARNING:
+            ordered = sorted(recent)
+            self._slack = ordered[int(_LATENESS_QUANTILE * (len(ordered) - 1))]
 
     def in_transit(self, endpoint: Endpoint) -> int:
         """Picks its latest report probably does not include yet (once per report, cached)."""
@@ -150,7 +177,8 @@ class PickTimes:
         if recent and known is not None and known[1] == reported:
             previous = known[0]
             unseen = [at for at, against in recent if against == previous]
-            if unseen and reported > self._due(unseen[0], previous) + self.grace:
+            late = self._due(unseen[0], previous) + self._slack + self.grace if unseen else 0.0
+            if unseen and reported > late:
                 count = len(unseen)  # it had been silent: none of them is in the report
             else:
                 count = sum(1 for at in unseen if at > reported - self.transit)
@@ -161,8 +189,9 @@ class PickTimes:
         """Milliseconds its oldest unanswered pick has waited, once the report it should
         have caused is over ``grace`` late; else 0.
 
-        A healthy backend reports a pick's call at most ``report_gap`` after its
-        previous report, and at once when that gap is already over.
+        A healthy backend reports a pick's call at most a report gap after its
+        previous report, and at once when that gap is already over; plus the
+        lateness such reports usually have here (see :meth:`_learn`).
         """
         known = self._first_pick.get(endpoint.id)
         if (
@@ -171,7 +200,7 @@ class PickTimes:
             or not tracker.outstanding(endpoint.id)
         ):
             return 0.0
-        due = self._due(known[1], endpoint.reported_at)
+        due = self._due(known[1], endpoint.reported_at) + self._slack
         return (now - known[1]) * 1000.0 if now > due + self.grace else 0.0
 
     def _due(self, picked_at: float, reported_at: float) -> float:
