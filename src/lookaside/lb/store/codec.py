@@ -26,10 +26,12 @@ _NOT_STORED = frozenset({"registered_at", "reported_at", "metrics", "serving_sta
 
 @dataclass(frozen=True, slots=True)
 class BackendRecord:
-    """One membership record: the backend, and the replica that keeps its lease."""
+    """One membership record: the backend, the replica that keeps its lease, its owner."""
 
     endpoint: Endpoint
     holder: str  # replica id; its etcd lease carries this record
+    caller: str = ""  # the IP that registered it ("" from replicas that predate leases)
+    verifier: str = ""  # of its lease id (lookaside.lb.ownership.verifier), never the id
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +86,12 @@ def _from_dict(cls: type[Any], data: Mapping[str, Any]) -> Any:
 
 
 def encode_backend(record: BackendRecord) -> bytes:
-    body = {"endpoint": _fields_to_dict(record.endpoint, _NOT_STORED), "holder": record.holder}
+    body: dict[str, object] = {
+        "endpoint": _fields_to_dict(record.endpoint, _NOT_STORED),
+        "holder": record.holder,
+    }
+    if record.verifier:
+        body["caller"], body["lease"] = record.caller, record.verifier
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -94,9 +101,10 @@ def decode_backend(value: bytes) -> BackendRecord:
         body = json.loads(value)
         endpoint = _from_dict(Endpoint, body["endpoint"])
         holder = str(body["holder"])
-    except (ValueError, KeyError, TypeError) as error:
+        caller, verifier = str(body.get("caller", "")), str(body.get("lease", ""))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"not a backend record: {error}") from None
-    return BackendRecord(endpoint, holder)
+    return BackendRecord(endpoint, holder, caller, verifier)
 
 
 def encode_loads(entries: Iterable[LoadEntry]) -> bytes:
