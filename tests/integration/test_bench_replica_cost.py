@@ -1,0 +1,30 @@
+"""`lookaside bench-replica-cost` runs both set-ups over a real etcd and prints the verdict."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from lookaside.procs import lookaside_command
+
+
+def test_bench_replica_cost_small_run(etcd_installed: str, tmp_path: Path) -> None:
+    out = tmp_path / "replica-cost.json"
+    args = [
+        "bench-replica-cost", "--fleet", "12", "--report-rate", "60", "--seconds", "1",
+        "--warmup", "0.5", "--repeat", "1", "--json", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(
+        [*lookaside_command(), *args], check=True, timeout=300, capture_output=True, text=True
+    )
+    assert "ratio replicas / lone" in done.stdout and "goal at most 1.5x" in done.stdout
+    body = json.loads(out.read_text())
+    runs = {run["setup"]: run for run in body["runs"]}
+    assert set(runs) == {"lone", "replicas"}
+    for run in runs.values():
+        assert run["reports"] > 30  # about 60 a second for a second
+        assert run["cpu_us_per_report"] > 0
+    assert runs["lone"]["etcd_writes_per_s"] == 0
+    assert 0 < runs["replicas"]["etcd_writes_per_s"] < 50  # batched: never a write per report
+    assert body["ratio"] > 0
