@@ -46,8 +46,20 @@ class LoadEntry:
 
 
 @functools.cache
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _specs(cls: type[Any]) -> tuple[tuple[str, Any, type[enum.Enum] | None], ...]:
+    """(name, default, enum type or None) of each field: read once per class, not per value
+    (``dataclasses.fields`` and type hints cost more than the rest of a decode)."""
+    hints = typing.get_type_hints(cls)
+    specs = []
+    for spec in dataclasses.fields(cls):
+        kind = hints.get(spec.name)
+        is_enum = isinstance(kind, type) and issubclass(kind, enum.Enum)
+        specs.append((spec.name, spec.default, kind if is_enum else None))
+    return tuple(specs)
+
+
+#: The metrics of a report that carried none (most): one shared, immutable value.
+_NO_METRICS = LoadMetrics()
 
 
 def _plain(value: object) -> object:
@@ -57,31 +69,25 @@ def _plain(value: object) -> object:
 def _fields_to_dict(obj: object, skip: frozenset[str] = frozenset()) -> dict[str, object]:
     """The dataclass's fields that differ from their defaults (enums by value)."""
     out: dict[str, object] = {}
-    for spec in dataclasses.fields(obj):  # type: ignore[arg-type]
-        if spec.name in skip:
+    for name, default, _ in _specs(type(obj)):
+        if name in skip:
             continue
-        value = getattr(obj, spec.name)
-        if spec.default is not dataclasses.MISSING and value == spec.default:
+        value = getattr(obj, name)
+        if default is not dataclasses.MISSING and value == default:
             continue
         if isinstance(value, Mapping):
             if not value:
                 continue
             value = dict(value)
-        out[spec.name] = _plain(value)
+        out[name] = _plain(value)
     return out
 
 
 def _from_dict(cls: type[Any], data: Mapping[str, Any]) -> Any:
-    hints = _hints(cls)  # type: ignore[arg-type]  # classes are hashable
     kwargs: dict[str, Any] = {}
-    for spec in dataclasses.fields(cls):
-        if spec.name not in data:
-            continue
-        value = data[spec.name]
-        kind = hints.get(spec.name)
-        if isinstance(kind, type) and issubclass(kind, enum.Enum):
-            value = kind(value)
-        kwargs[spec.name] = value
+    for name, _, kind in _specs(cls):
+        if name in data:
+            kwargs[name] = data[name] if kind is None else kind(data[name])
     return cls(**kwargs)
 
 
@@ -128,4 +134,5 @@ def _load_entry(
     backend_id: str, load: float, age: float, metrics: Mapping[str, Any], state: Any = None
 ) -> LoadEntry:
     serving = ServingState.SERVING if state is None else ServingState(state)
-    return LoadEntry(backend_id, float(load), float(age), _from_dict(LoadMetrics, metrics), serving)
+    figures = _from_dict(LoadMetrics, metrics) if metrics else _NO_METRICS
+    return LoadEntry(backend_id, float(load), float(age), figures, serving)
