@@ -2,8 +2,9 @@
 
 Layout, under one prefix (``/lookaside/`` by default):
 
-* ``backends/<id>``: the backend's membership record (:mod:`.codec`) and which
-  replica *holds* it, attached to that replica's etcd lease;
+* ``backends/<id>``: the backend's membership record (:mod:`.codec`), which
+  replica *holds* it, and who owns it (the registering IP and a verifier of its
+  lease id, see :mod:`lookaside.lb.ownership`), attached to the holder's etcd lease;
 * ``loads/<replica>/<n>``: the latest loads that replica heard, batched;
 * ``replicas/<replica>``: that the replica is alive (on its lease too).
 
