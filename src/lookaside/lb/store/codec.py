@@ -69,7 +69,7 @@ def _plain(value: object) -> object:
 def _fields_to_dict(obj: object, skip: frozenset[str] = frozenset()) -> dict[str, object]:
     """The dataclass's fields that differ from their defaults (enums by value)."""
     out: dict[str, object] = {}
-    for name, default, _ in _specs(type(obj)):
+    for name, default, _ in _specs(type(obj)):  # type: ignore[arg-type]  # classes are hashable
         if name in skip:
             continue
         value = getattr(obj, name)
@@ -85,7 +85,7 @@ def _fields_to_dict(obj: object, skip: frozenset[str] = frozenset()) -> dict[str
 
 def _from_dict(cls: type[Any], data: Mapping[str, Any]) -> Any:
     kwargs: dict[str, Any] = {}
-    for name, _, kind in _specs(cls):
+    for name, _, kind in _specs(cls):  # type: ignore[arg-type]  # classes are hashable
         if name in data:
             kwargs[name] = data[name] if kind is None else kind(data[name])
     return cls(**kwargs)
