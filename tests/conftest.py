@@ -14,12 +14,24 @@ import pytest
 from lookaside.bench.etcd_cluster import EtcdCluster, etcd_binary
 
 
-def _etcd(directory: Path, size: int) -> Iterator[EtcdCluster]:
-    if etcd_binary() is None:
+def _require_etcd() -> str:
+    binary = etcd_binary()
+    if binary is None:
         message = "etcd is not installed (Debian: apt-get install etcd-server; .ci/run does)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
+    return binary
+
+
+@pytest.fixture
+def etcd_installed() -> str:
+    """The etcd binary, for a test that starts its own etcd (through a command under test)."""
+    return _require_etcd()
+
+
+def _etcd(directory: Path, size: int) -> Iterator[EtcdCluster]:
+    _require_etcd()
     cluster = EtcdCluster(directory / "etcd", size).start()
     try:
         yield cluster

@@ -59,6 +59,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lookaside.commands.bench_lb_cost",
         "measure one LB's CPU per report, GetBackend p99 and watch push cost, before/after",
     ),
+    "bench-replica-cost": (
+        "lookaside.commands.bench_replica_cost",
+        "measure CPU per report of 3 LB replicas over etcd against one in-memory LB",
+    ),
     "bench-xds": (
         "lookaside.commands.bench_xds",
         "measure the shares stock xDS clients (grpcio, Node) give backends under the LB's weights",

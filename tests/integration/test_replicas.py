@@ -131,3 +131,18 @@ def test_loads_heard_by_one_replica_are_picked_on_by_the_others(fleet: Fleet) ->
     seen = asyncio.run(run())
     print(f"\n[replicas] busy's load (reported to A) seen at B after {seen * 1000:.0f} ms")
     assert get_backend(fleet, b) == "idle"  # least_load at B avoids what A heard
+
+
+def test_the_per_service_limit_counts_every_replicas_backends(fleet: Fleet) -> None:
+    """``--max-backends`` is checked against the shared view, not this replica's own."""
+    a, b = fleet.start_replicas(2, "--max-backends", "2")
+    fleet.register(a, "m1", 9301)
+    fleet.register(a, "m2", 9302)
+    wait_until(lambda: {"m1", "m2"} <= fleet.live_ids(b), 5, "m1, m2 at b")
+    with pytest.raises(grpc.RpcError) as refused:
+        fleet.register(b, "m3", 9303)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+    assert "already has 2 backends" in refused.value.details()  # type: ignore[attr-defined]
+    # Neither registers, so both expire (ttl 1.5 s) and the service has room again.
+    wait_until(lambda: not fleet.live_ids(b), 10, "m1, m2 to expire")
+    fleet.register(b, "m3", 9303)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lookaside.errors import AlreadyExists, PermissionDenied
-from lookaside.lb.ownership import Owners, peer_ip
+from lookaside.lb.ownership import Lease, Owners, peer_ip, verifier
 from lookaside.lb.registry import InMemoryRegistry, Registration
 
 
@@ -30,9 +30,9 @@ def test_owner_rules_follow_the_lease() -> None:
     now = [0.0]
     registry = InMemoryRegistry(ttl=5, clock=lambda: now[0])
     owners = Owners(registry)
-    owners.check_register("b1", "10.0.0.1")
+    lease = owners.lease_for("b1", "10.0.0.1")
     registry.register(Registration("b1", "10.0.0.1", 1, "compute"))
-    owners.claim("b1", "10.0.0.1")
+    owners.claim("b1", lease)
 
     owners.check_register("b1", "10.0.0.1")  # renewal by the owner
     owners.check_owner("b1", "10.0.0.1")
@@ -54,8 +54,12 @@ def test_a_lease_id_names_one_registration() -> None:
     minted = iter(["lease-1", "lease-2"])
     owners = Owners(registry, mint=lambda: next(minted))
     registry.register(Registration("b1", "127.0.0.1", 1, "compute"))
-    assert owners.claim("b1", "127.0.0.1") == "lease-1"
-    assert owners.claim("b1", "127.0.0.1") == "lease-1"  # a renewal keeps it
+    assert owners.claim("b1", owners.lease_for("b1", "127.0.0.1")) == "lease-1"
+    assert owners.claim("b1", owners.lease_for("b1", "127.0.0.1")) == "lease-1"  # renewal
+    renewal = owners.lease_for("b1", "10.9.9.9", presented="lease-1")  # naming it, from anywhere
+    assert renewal.lease_id == "lease-1"
+    with pytest.raises(AlreadyExists, match="another lease"):
+        owners.lease_for("b1", "127.0.0.1", presented="lease-0")  # same address, other lease
 
     owners.check_owner("b1", "127.0.0.1", "lease-1")
     owners.check_owner("b1", "10.9.9.9", "lease-1")  # the lease, not the address, decides
@@ -65,7 +69,35 @@ def test_a_lease_id_names_one_registration() -> None:
 
     registry.deregister("b1")
     assert owners.lease_id("b1") is None
+    assert owners.lease_for("b1", "127.0.0.1", presented="lease-1").lease_id == "lease-2"
     registry.register(Registration("b1", "127.0.0.1", 1, "compute"))
-    assert owners.claim("b1", "127.0.0.1") == "lease-2"
+    owners.claim("b1", Lease.minted("127.0.0.1", "lease-2"))
     with pytest.raises(PermissionDenied):
         owners.check_owner("b1", "127.0.0.1", "lease-1")  # the old lease acts on nothing
+
+
+def test_a_lease_adopted_from_the_store_is_checked_by_its_verifier() -> None:
+    """What a replica that did not register the id knows: the caller and a hash, not the id."""
+    registry = InMemoryRegistry(ttl=5)
+    owners = Owners(registry, mint=lambda: "minted-here")
+    registry.register(Registration("b1", "10.0.0.1", 1, "compute"))
+    owners.adopt("b1", "10.0.0.1", verifier("lease-a"))
+    assert owners.lease_id("b1") == ""  # the store never had the id itself
+    owners.check_owner("b1", "10.0.0.7", "lease-a")  # the original id works here too
+    assert owners.lease_id("b1") == "lease-a"  # shown it once: checked by value since
+    with pytest.raises(PermissionDenied, match="another lease"):
+        owners.check_owner("b1", "10.0.0.1", "lease-b")
+    with pytest.raises(PermissionDenied, match="another address"):
+        owners.check_owner("b1", "10.0.0.2")  # seed-era caller from elsewhere
+    with pytest.raises(AlreadyExists, match="another address"):
+        owners.lease_for("b1", "10.0.0.2")
+    assert owners.lease_for("b1", "10.0.0.2", presented="lease-a").lease_id == "lease-a"
+
+    registry.register(Registration("b2", "10.0.0.1", 2, "compute"))
+    owners.adopt("b2", "10.0.0.1", verifier("lease-c"))
+    renewal = owners.lease_for("b2", "10.0.0.1")  # its own caller, naming no lease
+    assert renewal == Lease.minted("10.0.0.1", "minted-here")  # a new one: the id is unknown here
+    owners.adopt("b2", "10.0.0.1", renewal.verifier)
+    owners.claim("b2", renewal)
+    owners.adopt("b2", "10.0.0.1", renewal.verifier)  # the store echoing our own write
+    assert owners.lease_id("b2") == "minted-here"

@@ -18,6 +18,16 @@ def test_a_backend_record_round_trips_without_this_replicas_clock() -> None:
     assert back.endpoint == Endpoint("b1", "10.0.0.7", 7001, "search", 8, 2.5, load=0.25)
 
 
+def test_a_record_keeps_its_owner_and_lease_verifier_never_an_id() -> None:
+    record = codec.BackendRecord(Endpoint("b1", "h", 1), "lb-a", "10.0.0.7", "ab" * 32)
+    value = codec.encode_backend(record)
+    assert codec.decode_backend(value) == record
+    assert json.loads(value)["lease"] == "ab" * 32
+    old = codec.BackendRecord(Endpoint("b1", "h", 1), "lb-a")  # from a replica before leases
+    assert b"lease" not in codec.encode_backend(old)
+    assert codec.decode_backend(codec.encode_backend(old)) == old
+
+
 def test_fields_a_newer_replica_wrote_are_skipped() -> None:
     value = json.dumps(
         {"endpoint": {"id": "b", "address": "h", "port": 1, "zone": "eu-1"}, "holder": "x"}

@@ -15,7 +15,8 @@ import pytest
 
 from lookaside.bench.etcd_cluster import EtcdCluster
 from lookaside.errors import AlreadyExists
-from lookaside.lb.registry import InMemoryRegistry
+from lookaside.lb.ownership import Lease
+from lookaside.lb.registry import InMemoryRegistry, endpoint_of
 from lookaside.lb.store import StoreConfig, StoreUnavailable, codec
 from lookaside.lb.store.etcd import EtcdStore
 from lookaside.model import LoadMetrics, Registration
@@ -186,3 +187,22 @@ async def test_a_bad_record_is_skipped(
     assert b.view.get("junk") is None
     assert await b.register(reg("junk", 9005))  # what is not a record is overwritten
     await eventually(lambda: a.view.get("junk") is not None, "junk, now a record, at a")
+
+
+async def test_a_lease_travels_with_its_record_and_guards_it_in_etcd(
+    pair: tuple[EtcdStore, EtcdStore],
+) -> None:
+    a, b = pair
+    heard: list[tuple[str, str, str]] = []
+    b.on_lease = lambda *lease: heard.append(lease)
+    lease = Lease.minted("10.0.0.1", "secret-lease-id")
+    await a.register(reg("owned"), lease)
+    await eventually(lambda: ("owned", "10.0.0.1", lease.verifier) in heard, "the lease at b")
+    assert all("secret-lease-id" not in field for entry in heard for field in entry)
+    # A write that has not seen the record (a race with a's registration) by another
+    # caller is refused in etcd's compare-and-set; by the same caller it is a takeover.
+    intruder = ("10.0.0.2", Lease.minted("10.0.0.2", "other").verifier)
+    with pytest.raises(AlreadyExists, match="another address"):
+        await b._put_record(endpoint_of(reg("owned")), 0, intruder)
+    _, created = await b._put_record(endpoint_of(reg("owned")), 0, ("10.0.0.1", lease.verifier))
+    assert not created

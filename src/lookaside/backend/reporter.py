@@ -13,8 +13,9 @@ seconds, and the channel's own reconnect back-off at one second, see
 seconds of the LB's return.
 
 Lease identity: the LB's ``RegisterResponse.lease_id`` is stamped on every
-report and on the ``Deregister``, so a call can only ever act on this
-process's own registration. A reporter that never held a lease (every
+report, on the ``Deregister`` and on later registrations (``BackendInfo.lease_id``),
+so a call can only ever act on this process's own registration, and the
+lease survives a move to another LB replica. A reporter that never held a lease (every
 registration was refused, e.g. ``ALREADY_EXISTS`` because a live backend has
 the id) sends no ``Deregister`` at all on stop.
 
@@ -84,7 +85,7 @@ class LoadReporter:
         while not self._leaving.is_set():
             try:
                 response = await self._stub.RegisterBackend(
-                    self._registration, timeout=RPC_TIMEOUT, metadata=self._metadata
+                    self._renewal(), timeout=RPC_TIMEOUT, metadata=self._metadata
                 )
             except aio.AioRpcError as error:
                 delay = backoff.next_delay()
@@ -103,6 +104,13 @@ class LoadReporter:
             log.info("registered id=%s lease_ttl=%gs", backend_id, response.lease_ttl_seconds)
             return self._obey(response)
         return self._interval
+
+    def _renewal(self) -> pb.BackendInfo:
+        """The registration, naming the lease held so far: any LB replica keeps it."""
+        request = pb.BackendInfo()
+        request.CopyFrom(self._registration)
+        request.lease_id = self.lease_id
+        return request
 
     def _obey(self, response: pb.RegisterResponse) -> float:
         """The pace the LB asks for (it slows a large fleet down); the interval to use.

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 ETCD = os.environ.get("LOOKASIDE_ETCD", "/usr/bin/etcd")
@@ -34,14 +35,22 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class MemberExited(RuntimeError):
+    """A member that should run exited (at start: most often a port taken meanwhile)."""
+
+
 class EtcdMember:
     def __init__(self, name: str, directory: Path) -> None:
         self.name = name
-        self.client_port = _free_port()
-        self.peer_port = _free_port()
         self.data_dir = directory / f"{name}.data"
         self.log_path = directory / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.new_ports()
+
+    def new_ports(self) -> None:
+        """Free ports now; another process may still take one before etcd binds it."""
+        self.client_port = _free_port()
+        self.peer_port = _free_port()
 
     @property
     def client_url(self) -> str:
@@ -119,32 +128,56 @@ class EtcdCluster:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.members = [EtcdMember(f"m{n}", self.directory) for n in range(size)]
-        self._initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        self._initial = ""
 
     @property
     def url(self) -> str:
         return "etcd://" + ",".join(f"127.0.0.1:{m.client_port}" for m in self.members)
 
-    def start(self, timeout: float = 30.0) -> EtcdCluster:
-        for member in self.members:
-            member.start(self.binary, self._initial, "new")
-        self.wait_healthy(timeout)
+    def start(self, timeout: float = 30.0, attempts: int = 3) -> EtcdCluster:
+        """Every member up and healthy. A member that exits at start (a port taken between
+        choosing and binding it) makes the whole cluster start again on new ports: a
+        cluster short of a member would lose its quorum to the first fault a test plays."""
+        for attempt in range(attempts):
+            self._initial = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+            for member in self.members:
+                member.start(self.binary, self._initial, "new")
+            try:
+                self.wait_healthy(timeout, required=self.members)
+                return self
+            except MemberExited:
+                self.stop()
+                if attempt == attempts - 1:
+                    raise
+                for member in self.members:
+                    shutil.rmtree(member.data_dir, ignore_errors=True)
+                    member.new_ports()
         return self
 
-    def wait_healthy(self, timeout: float = 30.0) -> None:
+    def _logs(self) -> str:
+        return "\n".join(
+            m.log_path.read_text(errors="replace")[-1500:]
+            for m in self.members
+            if m.log_path.exists()
+        )
+
+    def wait_healthy(self, timeout: float = 30.0, required: Sequence[EtcdMember] = ()) -> None:
+        """Every running member healthy; each of ``required`` must be running."""
         deadline = time.monotonic() + timeout
-        while not all(m.healthy() for m in self.members if m.alive()):
+        while True:
+            exited = [m.name for m in required if not m.alive()]
+            if exited:
+                raise MemberExited(f"etcd member(s) {exited} exited:\n{self._logs()}")
+            if all(m.healthy() for m in self.members if m.alive()):
+                return
             if time.monotonic() > deadline:
-                logs = "\n".join(
-                    m.log_path.read_text(errors="replace")[-1500:] for m in self.members
-                )
-                raise TimeoutError(f"etcd not healthy after {timeout}s:\n{logs}")
+                raise TimeoutError(f"etcd not healthy after {timeout}s:\n{self._logs()}")
             time.sleep(0.05)
 
     def restart(self, member: EtcdMember, timeout: float = 30.0) -> None:
         """Start a killed member again on its ports and data."""
         member.start(self.binary, self._initial, "existing")
-        self.wait_healthy(timeout)
+        self.wait_healthy(timeout, required=[member])
 
     def stop(self) -> None:
         for member in self.members:

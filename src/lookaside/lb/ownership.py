@@ -31,10 +31,21 @@ gateway) are one owner to it and can act for each other's ids; lease ids close
 that gap for every client that sends them. The bearer token and mutual TLS
 decide *who may register at all*; these rules only keep registered callers
 from touching ids that are not theirs.
+
+**Leases are shared by LB replicas.** The lease id is a bearer secret, so a
+shared store keeps only its verifier (SHA-256 of it; the id is 128 random
+bits, so no salt is needed) and the registering IP, with the membership
+record. Every replica adopts them from its watch (:meth:`Owners.adopt`), so a
+backend that fails over keeps its lease id everywhere: its calls with that id
+are accepted by any replica, its renewal (``BackendInfo.lease_id``) keeps it,
+and every replica refuses another caller's calls for the id exactly as the
+replica that registered it would.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import secrets
 from collections.abc import Callable
@@ -70,10 +81,25 @@ def new_lease_id() -> str:
     return secrets.token_hex(16)
 
 
+def verifier(lease_id: str) -> str:
+    """What a shared store keeps of a lease id: enough to check one, not to forge one."""
+    return hashlib.sha256(lease_id.encode()).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
     caller: str  # the IP it was registered from (the seed-era rule)
-    lease_id: str
+    verifier: str  # :func:`verifier` of the lease id
+    lease_id: str = ""  # the id itself, where this replica minted it or was shown it
+
+    @classmethod
+    def minted(cls, caller: str, lease_id: str) -> Lease:
+        return cls(caller, verifier(lease_id), lease_id)
+
+    def admits(self, lease_id: str) -> bool:
+        if self.lease_id:
+            return hmac.compare_digest(lease_id, self.lease_id)
+        return hmac.compare_digest(verifier(lease_id), self.verifier)
 
 
 class Owners:
@@ -89,28 +115,49 @@ class Owners:
         if change is Change.LEFT:
             self._leases.pop(backend_id, None)
 
-    def check_register(self, backend_id: str, caller: str) -> None:
-        """Refuse (``ALREADY_EXISTS``) a registration of a live id owned by another caller."""
+    def _live(self, backend_id: str) -> Lease | None:
         lease = self._leases.get(backend_id)
-        if (
-            lease is not None
-            and lease.caller != caller
-            and self._registry.get(backend_id) is not None
-        ):
-            raise AlreadyExists(
-                f"backend id {backend_id!r} is held by a backend registered from another "
-                "address until its lease expires"
-            )
+        return lease if lease is not None and self._registry.get(backend_id) is not None else None
 
-    def claim(self, backend_id: str, caller: str) -> str:
-        """Record ``caller`` as the owner after a successful registration; the lease id.
+    def lease_for(self, backend_id: str, caller: str, presented: str = "") -> Lease:
+        """The lease a registration of ``backend_id`` by ``caller`` gets, before it is written.
 
-        A renewal by the lease's own caller keeps the lease id it was given.
+        A live lease is kept by a renewal that names it (``presented``) or, naming
+        none, comes from the caller that registered it; a new id is minted when the
+        registration is new, or when a replica that never saw the id renews it for
+        its own caller. Any other caller is refused with ``ALREADY_EXISTS``.
         """
-        lease = self._leases.get(backend_id)
-        if lease is None or lease.caller != caller:
-            lease = self._leases[backend_id] = Lease(caller, self._mint())
+        lease = self._live(backend_id)
+        if lease is None:
+            return Lease.minted(caller, self._mint())
+        if presented:
+            if lease.admits(presented):
+                return Lease(lease.caller, lease.verifier, presented)
+            held_by = "with another lease"
+        elif lease.caller == caller:
+            return lease if lease.lease_id else Lease.minted(caller, self._mint())
+        else:
+            held_by = "from another address"
+        raise AlreadyExists(
+            f"backend id {backend_id!r} is held by a backend registered {held_by} "
+            "until its lease expires"
+        )
+
+    def check_register(self, backend_id: str, caller: str, presented: str = "") -> None:
+        """Refuse (``ALREADY_EXISTS``) a registration of a live id owned by another caller."""
+        self.lease_for(backend_id, caller, presented)
+
+    def claim(self, backend_id: str, lease: Lease) -> str:
+        """Record ``lease`` (from :meth:`lease_for`) once the registration is written; its id."""
+        self._leases[backend_id] = lease
         return lease.lease_id
+
+    def adopt(self, backend_id: str, caller: str, lease_verifier: str) -> None:
+        """A lease a shared store holds for the id (another replica's registration, or ours)."""
+        current = self._leases.get(backend_id)
+        if current is not None and current.verifier == lease_verifier:
+            return  # known already (perhaps with the id itself)
+        self._leases[backend_id] = Lease(caller, lease_verifier)
 
     def check_owner(self, backend_id: str, caller: str, lease_id: str = "") -> None:
         """Refuse (``PERMISSION_DENIED``) a report or deregistration for another lease.
@@ -123,11 +170,13 @@ class Owners:
         if lease is None:
             return
         if lease_id:
-            if lease_id != lease.lease_id:
+            if not lease.admits(lease_id):
                 raise PermissionDenied(
                     f"backend {backend_id!r} is held by another lease; "
                     "this call names one that is not (or no longer) its own"
                 )
+            if not lease.lease_id:  # shown the id: check it by value from now on
+                self._leases[backend_id] = Lease(lease.caller, lease.verifier, lease_id)
         elif lease.caller != caller:
             raise PermissionDenied(
                 f"backend {backend_id!r} was registered from another address; "
@@ -137,6 +186,9 @@ class Owners:
     def owner(self, backend_id: str) -> str | None:
         lease = self._leases.get(backend_id)
         return lease.caller if lease is not None else None
+
+    def lease(self, backend_id: str) -> Lease | None:
+        return self._leases.get(backend_id)
 
     def lease_id(self, backend_id: str) -> str | None:
         lease = self._leases.get(backend_id)

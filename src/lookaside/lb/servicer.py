@@ -68,6 +68,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         self._report_interval = report_interval
         self._max_streams = max_streams
         self._owners = Owners(registry)
+        self._store.on_lease = self._owners.adopt  # leases other replicas registered
         self._stream_owner: dict[str, object] = {}  # backend id -> token of its open stream
         registry.subscribe(self._forget_stream)
         self._open_streams = 0
@@ -145,11 +146,11 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         caller = peer_ip(context.peer())
         try:
             registration = convert.registration_from_pb(request)
-            self._owners.check_register(registration.id, caller)
-            created = await self._store.register(registration)
+            lease = self._owners.lease_for(registration.id, caller, request.lease_id)
+            created = await self._store.register(registration, lease)
         except ServiceError as error:
             await abort_with(context, error)
-        lease_id = self._owners.claim(registration.id, caller)
+        lease_id = self._owners.claim(registration.id, lease)
         pace = self._budget.told(registration.id)
         if created:
             log.info(

@@ -19,7 +19,7 @@ NOT_SERVING: ServingState
 DRAINING: ServingState
 
 class BackendInfo(_message.Message):
-    __slots__ = ("id", "address", "port", "load", "service_name", "capacity", "weight", "ejected", "last_report", "serving_state", "picks", "report_age_seconds")
+    __slots__ = ("id", "address", "port", "load", "service_name", "capacity", "weight", "ejected", "last_report", "serving_state", "picks", "report_age_seconds", "lease_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     PORT_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,7 @@ class BackendInfo(_message.Message):
     SERVING_STATE_FIELD_NUMBER: _ClassVar[int]
     PICKS_FIELD_NUMBER: _ClassVar[int]
     REPORT_AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     address: str
     port: int
@@ -44,7 +45,8 @@ class BackendInfo(_message.Message):
     serving_state: ServingState
     picks: int
     report_age_seconds: float
-    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., port: _Optional[int] = ..., load: _Optional[float] = ..., service_name: _Optional[str] = ..., capacity: _Optional[int] = ..., weight: _Optional[float] = ..., ejected: _Optional[bool] = ..., last_report: _Optional[_Union[LoadReport, _Mapping]] = ..., serving_state: _Optional[_Union[ServingState, str]] = ..., picks: _Optional[int] = ..., report_age_seconds: _Optional[float] = ...) -> None: ...
+    lease_id: str
+    def __init__(self, id: _Optional[str] = ..., address: _Optional[str] = ..., port: _Optional[int] = ..., load: _Optional[float] = ..., service_name: _Optional[str] = ..., capacity: _Optional[int] = ..., weight: _Optional[float] = ..., ejected: _Optional[bool] = ..., last_report: _Optional[_Union[LoadReport, _Mapping]] = ..., serving_state: _Optional[_Union[ServingState, str]] = ..., picks: _Optional[int] = ..., report_age_seconds: _Optional[float] = ..., lease_id: _Optional[str] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
     __slots__ = ("success", "message", "lease_ttl_seconds", "report_interval_seconds", "lease_id", "min_report_gap_seconds")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from lookaside.errors import ServiceError
+from lookaside.lb.ownership import Lease
 from lookaside.lb.registry import InMemoryRegistry
 from lookaside.model import Endpoint, LoadMetrics, Registration, ServingState
 
@@ -30,10 +31,14 @@ class Store(Protocol):
     #: Told the operation (``call``, ``watch``) each time the store does not answer;
     #: the LB points it at ``lookaside_store_errors_total``.
     on_error: Callable[[str], None]
+    #: Told (backend id, caller IP, lease verifier) of each lease the store holds, as
+    #: records arrive; the servicer points it at ``Owners.adopt``, so every replica
+    #: enforces the lease another one granted.
+    on_lease: Callable[[str, str, str], None]
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-    async def register(self, registration: Registration) -> bool: ...
+    async def register(self, registration: Registration, lease: Lease | None = None) -> bool: ...
     async def deregister(self, backend_id: str) -> Endpoint: ...
     def report(
         self, backend_id: str, load: float, metrics: LoadMetrics, state: ServingState = ...
@@ -45,3 +50,7 @@ class Store(Protocol):
 
 def ignore_error(operation: str) -> None:
     """The default ``on_error``: a store nobody observes."""
+
+
+def ignore_lease(backend_id: str, caller: str, verifier: str) -> None:
+    """The default ``on_lease``: nobody enforces leases (a store used on its own)."""

@@ -26,10 +26,12 @@ _NOT_STORED = frozenset({"registered_at", "reported_at", "metrics", "serving_sta
 
 @dataclass(frozen=True, slots=True)
 class BackendRecord:
-    """One membership record: the backend, and the replica that keeps its lease."""
+    """One membership record: the backend, the replica that keeps its lease, its owner."""
 
     endpoint: Endpoint
     holder: str  # replica id; its etcd lease carries this record
+    caller: str = ""  # the IP that registered it ("" from replicas that predate leases)
+    verifier: str = ""  # of its lease id (lookaside.lb.ownership.verifier), never the id
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +46,20 @@ class LoadEntry:
 
 
 @functools.cache
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _specs(cls: type[Any]) -> tuple[tuple[str, Any, type[enum.Enum] | None], ...]:
+    """(name, default, enum type or None) of each field: read once per class, not per value
+    (``dataclasses.fields`` and type hints cost more than the rest of a decode)."""
+    hints = typing.get_type_hints(cls)
+    specs = []
+    for spec in dataclasses.fields(cls):
+        kind = hints.get(spec.name)
+        is_enum = isinstance(kind, type) and issubclass(kind, enum.Enum)
+        specs.append((spec.name, spec.default, kind if is_enum else None))
+    return tuple(specs)
+
+
+#: The metrics of a report that carried none (most): one shared, immutable value.
+_NO_METRICS = LoadMetrics()
 
 
 def _plain(value: object) -> object:
@@ -55,36 +69,35 @@ def _plain(value: object) -> object:
 def _fields_to_dict(obj: object, skip: frozenset[str] = frozenset()) -> dict[str, object]:
     """The dataclass's fields that differ from their defaults (enums by value)."""
     out: dict[str, object] = {}
-    for spec in dataclasses.fields(obj):  # type: ignore[arg-type]
-        if spec.name in skip:
+    for name, default, _ in _specs(type(obj)):  # type: ignore[arg-type]  # classes are hashable
+        if name in skip:
             continue
-        value = getattr(obj, spec.name)
-        if spec.default is not dataclasses.MISSING and value == spec.default:
+        value = getattr(obj, name)
+        if default is not dataclasses.MISSING and value == default:
             continue
         if isinstance(value, Mapping):
             if not value:
                 continue
             value = dict(value)
-        out[spec.name] = _plain(value)
+        out[name] = _plain(value)
     return out
 
 
 def _from_dict(cls: type[Any], data: Mapping[str, Any]) -> Any:
-    hints = _hints(cls)  # type: ignore[arg-type]  # classes are hashable
     kwargs: dict[str, Any] = {}
-    for spec in dataclasses.fields(cls):
-        if spec.name not in data:
-            continue
-        value = data[spec.name]
-        kind = hints.get(spec.name)
-        if isinstance(kind, type) and issubclass(kind, enum.Enum):
-            value = kind(value)
-        kwargs[spec.name] = value
+    for name, _, kind in _specs(cls):  # type: ignore[arg-type]  # classes are hashable
+        if name in data:
+            kwargs[name] = data[name] if kind is None else kind(data[name])
     return cls(**kwargs)
 
 
 def encode_backend(record: BackendRecord) -> bytes:
-    body = {"endpoint": _fields_to_dict(record.endpoint, _NOT_STORED), "holder": record.holder}
+    body: dict[str, object] = {
+        "endpoint": _fields_to_dict(record.endpoint, _NOT_STORED),
+        "holder": record.holder,
+    }
+    if record.verifier:
+        body["caller"], body["lease"] = record.caller, record.verifier
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -94,9 +107,10 @@ def decode_backend(value: bytes) -> BackendRecord:
         body = json.loads(value)
         endpoint = _from_dict(Endpoint, body["endpoint"])
         holder = str(body["holder"])
-    except (ValueError, KeyError, TypeError) as error:
+        caller, verifier = str(body.get("caller", "")), str(body.get("lease", ""))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"not a backend record: {error}") from None
-    return BackendRecord(endpoint, holder)
+    return BackendRecord(endpoint, holder, caller, verifier)
 
 
 def encode_loads(entries: Iterable[LoadEntry]) -> bytes:
@@ -120,4 +134,5 @@ def _load_entry(
     backend_id: str, load: float, age: float, metrics: Mapping[str, Any], state: Any = None
 ) -> LoadEntry:
     serving = ServingState.SERVING if state is None else ServingState(state)
-    return LoadEntry(backend_id, float(load), float(age), _from_dict(LoadMetrics, metrics), serving)
+    figures = _from_dict(LoadMetrics, metrics) if metrics else _NO_METRICS
+    return LoadEntry(backend_id, float(load), float(age), figures, serving)

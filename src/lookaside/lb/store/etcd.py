@@ -2,8 +2,9 @@
 
 Layout, under one prefix (``/lookaside/`` by default):
 
-* ``backends/<id>``: the backend's membership record (:mod:`.codec`) and which
-  replica *holds* it, attached to that replica's etcd lease;
+* ``backends/<id>``: the backend's membership record (:mod:`.codec`), which
+  replica *holds* it, and who owns it (the registering IP and a verifier of its
+  lease id, see :mod:`lookaside.lb.ownership`), attached to the holder's etcd lease;
 * ``loads/<replica>/<n>``: the latest loads that replica heard, batched;
 * ``replicas/<replica>``: that the replica is alive (on its lease too).
 
@@ -57,15 +58,17 @@ from grpc import aio
 from lookaside import addresses, channels
 from lookaside.backoff import Backoff
 from lookaside.errors import AlreadyExists
+from lookaside.lb.ownership import Lease
 from lookaside.lb.registry import InMemoryRegistry, endpoint_of
 from lookaside.lb.store import codec
-from lookaside.lb.store.base import StoreUnavailable, ignore_error
+from lookaside.lb.store.base import StoreUnavailable, ignore_error, ignore_lease
 from lookaside.lb.store.config import StoreConfig
 from lookaside.model import Endpoint, LoadMetrics, Registration, ServingState
 
 log = logging.getLogger("lookaside.lb.store")
 
 T = TypeVar("T")
+Owner = tuple[str, str]  # (caller IP, lease verifier), as a record stores them
 
 #: What a failed etcd call raises through aetcd and grpc; all mean "etcd did not answer".
 _ETCD_ERRORS = (aetcd.exceptions.ClientError, aio.AioRpcError, TimeoutError, OSError)
@@ -114,6 +117,7 @@ class EtcdStore:
         self._lease_id = 0
         self._revision = 0  # the last etcd revision applied to the view
         self._holders: dict[str, str] = {}  # backend id -> replica holding its lease
+        self._owners: dict[str, Owner] = {}  # backend id -> (caller IP, lease verifier) stored
         self._heard: dict[str, None] = {}  # held backends reported since the last load write
         self._to_put: set[str] = set()  # held backends whose record etcd must (re)get
         self._to_delete: dict[str, int] = {}  # backend id -> revision of the record to delete
@@ -129,6 +133,7 @@ class EtcdStore:
         self._reachable = True
         self._closing = False
         self.on_error: Callable[[str], None] = ignore_error
+        self.on_lease: Callable[[str, str, str], None] = ignore_lease
 
     def describe(self) -> str:
         members = self.config.url[len("etcd://") :]
@@ -362,6 +367,9 @@ class EtcdStore:
         mine = record.holder == self.replica_id
         self._holders[backend_id] = record.holder
         self.view.upsert(record.endpoint, revision, held=mine)
+        if record.verifier:  # after the upsert: a record that moved dropped the old lease
+            self._owners[backend_id] = (record.caller, record.verifier)
+            self.on_lease(backend_id, record.caller, record.verifier)
         if mine and lease != self._lease_id:
             self._to_put.add(backend_id)  # on an old lease of ours: move it to the live one
             self._wake.set()
@@ -376,6 +384,7 @@ class EtcdStore:
 
     def _drop(self, backend_id: str) -> None:
         self._holders.pop(backend_id, None)
+        self._owners.pop(backend_id, None)
         self._to_put.discard(backend_id)
         self.view.mark_down(backend_id)
 
@@ -396,20 +405,22 @@ class EtcdStore:
 
     # --- writes ---
 
-    def _record_value(self, endpoint: Endpoint) -> bytes:
-        return codec.encode_backend(codec.BackendRecord(endpoint, self.replica_id))
-
-    async def _put_record(self, endpoint: Endpoint, expected: int) -> tuple[int, bool]:
-        """Write the record held by this replica; (revision, created).
+    async def _put_record(
+        self, endpoint: Endpoint, expected: int, owner: Owner | None
+    ) -> tuple[int, bool]:
+        """Write the record held by this replica, with its owner's lease; (revision, created).
 
         Compare-and-set on the record's revision, so a replica never overwrites a
         record it has not seen. On a mismatch the current record comes back in the
-        same round trip: the id at another place is :class:`AlreadyExists`; the same
-        backend (another replica's, or our own earlier write) is taken over.
+        same round trip: the id at another place, or with another caller's lease, is
+        :class:`AlreadyExists`; the same backend (another replica's, or our own
+        earlier write) is taken over.
         """
         t = self._client.transactions
         key = self._backends + endpoint.id.encode()
-        value = self._record_value(endpoint)
+        caller, verifier = owner or ("", "")
+        record = codec.BackendRecord(endpoint, self.replica_id, caller, verifier)
+        value = codec.encode_backend(record)
         created = expected == 0
         for _ in range(3):
             try:
@@ -431,14 +442,20 @@ class EtcdStore:
                 continue
             expected = current.mod_revision
             try:
-                other = codec.decode_backend(current.value).endpoint
+                stored = codec.decode_backend(current.value)
             except ValueError:
                 continue  # not a record: ours to overwrite
+            other = stored.endpoint
             place = (other.address, other.port, other.service)
             if place != (endpoint.address, endpoint.port, endpoint.service):
                 raise AlreadyExists(
                     f"backend id {endpoint.id!r} is held by {other.target} "
                     f"(service {other.service!r}) until its lease expires"
+                )
+            if stored.verifier not in ("", verifier) and stored.caller != caller:
+                raise AlreadyExists(
+                    f"backend id {endpoint.id!r} is held by a backend registered from "
+                    "another address until its lease expires"
                 )
             created = False  # the same backend, registered already: a renewal
         raise StoreUnavailable(f"store busy: the record of {endpoint.id!r} kept changing; retry")
@@ -447,20 +464,24 @@ class EtcdStore:
         if self._closing:
             raise StoreUnavailable("this LB replica is stopping; use another replica")
 
-    async def register(self, registration: Registration) -> bool:
+    async def register(self, registration: Registration, lease: Lease | None = None) -> bool:
         self._check_open()
         existing = self.view.check_register(registration)
+        owner = (lease.caller, lease.verifier) if lease is not None else None
         if (
             existing is not None
             and self.view.held(registration.id)
             and (existing.capacity, existing.weight) == (registration.capacity, registration.weight)
             and registration.id not in self._to_put
+            and self._owners.get(registration.id) == owner
         ):
             return self.view.register(registration)  # a renewal etcd already has
         endpoint = endpoint_of(registration)
         expected = self.view.revision(registration.id) if existing is not None else 0
-        revision, created = await self._put_record(endpoint, expected)
+        revision, created = await self._put_record(endpoint, expected, owner)
         self._holders[registration.id] = self.replica_id
+        if owner is not None:
+            self._owners[registration.id] = owner
         self._to_put.discard(registration.id)
         self._to_delete.pop(registration.id, None)
         self.view.upsert(endpoint, revision, held=True)
@@ -508,6 +529,7 @@ class EtcdStore:
 
     def _forget_locally(self, backend_id: str, revision: int) -> None:
         self._holders.pop(backend_id, None)
+        self._owners.pop(backend_id, None)
         self._to_put.discard(backend_id)
         self._heard.pop(backend_id, None)
         if revision:
@@ -551,7 +573,9 @@ class EtcdStore:
                 self._to_put.discard(backend_id)
                 continue
             try:
-                revision, _ = await self._put_record(endpoint, self.view.revision(backend_id))
+                revision, _ = await self._put_record(
+                    endpoint, self.view.revision(backend_id), self._owners.get(backend_id)
+                )
             except AlreadyExists as error:  # the id was registered elsewhere meanwhile
                 log.warning("gave up id=%s: %s", backend_id, error)
                 self._to_put.discard(backend_id)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from lookaside.lb.ownership import Lease
 from lookaside.lb.registry import InMemoryRegistry
-from lookaside.lb.store.base import ignore_error
+from lookaside.lb.store.base import ignore_error, ignore_lease
 from lookaside.model import Endpoint, LoadMetrics, Registration, ServingState
 
 
@@ -15,6 +16,7 @@ class MemoryStore:
     def __init__(self, view: InMemoryRegistry) -> None:
         self.view = view
         self.on_error: Callable[[str], None] = ignore_error  # an in-memory store always answers
+        self.on_lease: Callable[[str, str, str], None] = ignore_lease  # the servicer has them all
 
     async def start(self) -> None:
         return None
@@ -22,7 +24,7 @@ class MemoryStore:
     async def stop(self) -> None:
         return None
 
-    async def register(self, registration: Registration) -> bool:
+    async def register(self, registration: Registration, lease: Lease | None = None) -> bool:
         return self.view.register(registration)
 
     async def deregister(self, backend_id: str) -> Endpoint:
