@@ -29,10 +29,10 @@ once the last one arrives; one that knows only deltas still ends with the set.
 from __future__ import annotations
 
 from lookaside import convert
-from lookaside.serving import DEFAULT_MAX_MESSAGE_BYTES
 from lookaside.lb.balancer import Balancer
 from lookaside.lb.watch_hub import WatchHub
 from lookaside.model import Endpoint
+from lookaside.serving import DEFAULT_MAX_MESSAGE_BYTES
 from lookaside.v1 import load_balancer_pb2 as pb
 
 #: Bytes allowed for a field's tag and length prefix (varints), per entry and header.

@@ -160,8 +160,9 @@ class Publisher:
         pushed = self._pushed_ids.get(service)
         if pushed is None:
             return True
+        live = self._balancer.live_endpoint
         return any(
-            (backend_id in pushed) != (self._balancer.live_endpoint(service, backend_id) is not None)
+            (backend_id in pushed) != (live(service, backend_id) is not None)
             for backend_id in backend_ids
         )
 
