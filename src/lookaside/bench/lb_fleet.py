@@ -202,10 +202,9 @@ class FleetProcesses:
             self._conns.append(parent)
             self._procs.append(proc)
 
-    async def _ask(self, command: str, rates: Sequence[float], seconds: float) -> list[int]:
+    async def _replies(self) -> list[int]:
+        """One reply from every slice; a slice that failed to join fails the run."""
         loop = asyncio.get_running_loop()
-        for conn, rate in zip(self._conns, rates, strict=True):
-            conn.send((command, rate, seconds))
         replies = await asyncio.gather(
             *(loop.run_in_executor(None, conn.recv) for conn in self._conns)
         )
@@ -214,15 +213,14 @@ class FleetProcesses:
             raise RuntimeError(f"a simulated backend failed to join: {errors[0]}")
         return [int(value) for _, value in replies]
 
+    async def _ask(self, command: str, rates: Sequence[float], seconds: float) -> list[int]:
+        for conn, rate in zip(self._conns, rates, strict=True):
+            conn.send((command, rate, seconds))
+        return await self._replies()
+
     async def ready(self) -> None:
         """Wait until every slice has registered and sent its first reports."""
-        loop = asyncio.get_running_loop()
-        replies = await asyncio.gather(
-            *(loop.run_in_executor(None, conn.recv) for conn in self._conns)
-        )
-        errors = [detail for kind, detail in replies if kind == "error"]
-        if errors:
-            raise RuntimeError(f"a simulated backend failed to join: {errors[0]}")
+        await self._replies()
 
     async def drive(self, rate: float, seconds: float) -> int:
         """``rate`` reports a second over the whole fleet for ``seconds``; how many were sent."""
