@@ -7,6 +7,7 @@ import time
 
 import grpc
 
+from lookaside.client.fast_path import BackendWatcher
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 from tests.integration.harness import Cluster
@@ -121,5 +122,40 @@ def test_the_budget_slows_a_growing_fleet_and_renews_streams_without_eviction(
             assert "early" in {b.id for b in listed.backends}  # not marked down
             renewed = await lb.RegisterBackend(info("early", 9200))
             assert renewed.min_report_gap_seconds == 2.1 and "renewed" in renewed.message
+
+    asyncio.run(run())
+
+
+def test_a_set_over_the_message_limit_arrives_whole_in_parts(cluster: Cluster) -> None:
+    cluster.start_lb("round_robin", "--ttl", "30", "--max-message-bytes", "2048")
+
+    async def run() -> None:
+        async with grpc.aio.insecure_channel(cluster.lb_target) as channel:
+            lb = pb_grpc.LoadBalancerStub(channel)
+            for i in range(80):  # about 40 bytes each: twice the limit
+                await lb.RegisterBackend(info(f"backend-{i:03d}", 9400 + i))
+            watch = channel.unary_stream(
+                "/lookaside.v1.LoadBalancer/WatchBackends",
+                request_serializer=None,
+                response_deserializer=None,
+            )
+            raw = watch(pb.WatchRequest(client_id="w", accept_deltas=True).SerializeToString())
+            client, parts = DeltaClient(), 0
+            while True:
+                data = await raw.read()
+                assert isinstance(data, bytes) and len(data) <= 2048
+                message = pb.BackendSet.FromString(data)
+                client.apply(message)  # parts after the first are deltas on its version
+                parts += 1
+                if not message.continued:
+                    break
+            raw.cancel()
+            assert parts > 1 and len(client.backends) == 80
+            # The fast path gathers the parts and picks from the whole set.
+            watcher = BackendWatcher(channel, "fast", "compute")
+            watcher.start()
+            await asyncio.wait_for(watcher.ready.wait(), 10)
+            assert watcher.size == 80 and watcher.resubscriptions == 0
+            await watcher.stop()
 
     asyncio.run(run())

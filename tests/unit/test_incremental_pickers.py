@@ -209,9 +209,12 @@ def test_reports_never_rebuild_the_built_in_load_aware_pickers(
     monkeypatch.setattr(cls, "build", counting_build)
     for i in range(50):
         registry.report(f"b{i}", 0.9, LoadMetrics())
-    registry.report("b7", 0.0, LoadMetrics())
-    assert builds == [1]  # the 50 joins came in one burst: one build, at the first report
+    assert builds == []  # joins (each with its first report) build nothing until a pick
+    balancer.pick("compute", PickRequest())
+    assert builds == [1]  # the 50 joins came in one burst: one build, at the first pick
     builds.clear()
+    registry.report("b7", 0.0, LoadMetrics())
+    assert builds == []
     picker = balancer._services["compute"].current(0.0)
     if isinstance(picker, P2CPicker):
         assert registry.get("b7") in picker.endpoints
@@ -230,6 +233,7 @@ def test_a_policy_without_update_is_rebuilt_on_every_report(
     registry = InMemoryRegistry()
     balancer = balancer_with("rebuild_only", registry)
     register(registry, 3)
+    balancer.pick("compute", PickRequest())
     RebuildOnly.builds = 0
     registry.report("b0", 0.5, LoadMetrics())
     registry.report("b1", 0.5, LoadMetrics())

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from _pytest.monkeypatch import MonkeyPatch
 from envoy.config.endpoint.v3 import endpoint_pb2
 
 from lookaside.lb.outlier import OutlierConfig
 from lookaside.lb.xds import resources
 from lookaside.lb.xds.config import XdsConfig
+from lookaside.lb.xds.weights import WeightEstimator
 from tests.unit.xds_fakes import Plane, plane
 
 
@@ -74,7 +78,10 @@ def test_small_weight_moves_are_not_pushed() -> None:
 def test_weight_changes_inside_the_gap_wait_for_it_then_go_out_once() -> None:
     p = plane(config=XdsConfig(smoothing=0, threshold=0.05, min_gap=0.5))
     p.join("a", 9001)
-    p.join("b", 9002)
+    p.join("b", 9002)  # inside the gap since the first join: left to the re-check
+    p.clock.now += 1
+    assert p.later.run_due() == 1
+    p.clock.now += 1
     p.report("a", rps=100)
     p.clock.now += 1
     p.report("b", rps=50)  # pushed: the gap since the join push is over
@@ -114,3 +121,28 @@ def test_listener_and_cluster_versions_do_not_move_with_weights() -> None:
     assert localities(p) == {"a": 100, "b": 10}
     assert p.publisher.version(resources.LISTENER) == listener
     assert p.publisher.version(resources.CLUSTER) == cluster
+
+
+def test_load_reports_inside_the_gap_cost_one_weight_evaluation(monkeypatch: MonkeyPatch) -> None:
+    p = plane(config=XdsConfig(smoothing=0, threshold=0.05, min_gap=0.5))
+    for n in range(50):
+        p.join(f"b{n}", 9001 + n)
+    evaluations = 0
+    weights = WeightEstimator.weights
+
+    def counted(self: WeightEstimator, *args: Any) -> dict[str, int]:
+        nonlocal evaluations
+        evaluations += 1
+        return weights(self, *args)
+
+    monkeypatch.setattr(WeightEstimator, "weights", counted)
+    for n in range(50):  # all inside the gap since the last join's evaluation
+        p.report(f"b{n}", rps=10 + n)
+    assert evaluations == 0 and len(p.later.pending) == 1
+    p.clock.now += 0.5
+    assert p.later.run_due() == 1
+    assert evaluations == 1
+    assert localities(p)["b49"] > localities(p)["b0"]  # the newest figures went out
+    p.registry.deregister("b0")  # membership inside the gap: caught up at the next read
+    assert evaluations == 1
+    assert "b0" not in localities(p) and evaluations == 2

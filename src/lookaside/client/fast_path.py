@@ -11,7 +11,9 @@ with ``full`` set, or with ``base_version`` 0 (what an LB that ignores the
 request sends, every message whole), replaces the set. Any other message is a
 delta and applies only on top of the version held: if ``base_version`` is
 another, a message was missed, so the watcher resubscribes and starts again
-from a full set.
+from a full set. A set too large for one message comes in several (all but the
+last ``continued``, the later ones deltas on the set's own version): the
+watcher gathers them and rebuilds its picker once, from the whole set.
 
 The client's own picks since a backend's last report count towards that
 backend's load, exactly as on the LB. Other clients' picks are invisible here,
@@ -87,6 +89,8 @@ class BackendWatcher:
         self.picker: Picker | None = None
         self._infos: dict[str, pb.BackendInfo] = {}
         self._version = 0
+        #: A set arriving in several messages: (its version, what it holds so far).
+        self._gathering: tuple[int, dict[str, pb.BackendInfo]] | None = None
         self._first_seen: dict[str, float] = {}
         self._last_reports: dict[str, tuple[float, bytes]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -144,6 +148,7 @@ class BackendWatcher:
         backoff = Backoff(base=RECONNECT_BASE, cap=RECONNECT_CAP, rng=self._rng)
         while True:
             stream = self._stub.WatchBackends(self._request, metadata=self._metadata)
+            self._gathering = None  # a set cut short by a broken stream comes again whole
             try:
                 async for backend_set in stream:
                     backoff.reset()
@@ -180,16 +185,25 @@ class BackendWatcher:
 
     def apply(self, backend_set: pb.BackendSet) -> bool:
         """Apply one message; False when it is a delta on a version we do not hold."""
-        if backend_set.full or backend_set.base_version == 0:
-            infos = {info.id: info for info in backend_set.backends}
+        if self._gathering is not None:  # the rest of a set in several messages
+            version, infos = self._gathering
+            if backend_set.full or backend_set.base_version != version:
+                self._gathering = None
+                return False
+        elif backend_set.full or backend_set.base_version == 0:
+            infos = {}
         elif backend_set.base_version == self._version:
             infos = dict(self._infos)
-            for gone in backend_set.removed_ids:
-                infos.pop(gone, None)
-            for info in backend_set.backends:
-                infos[info.id] = info
         else:
             return False
+        for gone in backend_set.removed_ids:
+            infos.pop(gone, None)
+        for info in backend_set.backends:
+            infos[info.id] = info
+        if backend_set.continued:
+            self._gathering = (backend_set.version, infos)
+            return True
+        self._gathering = None
         self._version = backend_set.version
         self._rebuild(infos, backend_set.policy)
         return True

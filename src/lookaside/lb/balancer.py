@@ -1,8 +1,8 @@
 """Keeps one policy and one current picker per service, in step with the registry.
 
 The registry tells the balancer about every change. Joins and leaves rebuild
-that service's picker from a snapshot, O(n), once per burst (at the next pick
-or report). A load report costs O(1) here plus
+that service's picker from a snapshot, O(n), once per burst (at the next
+pick). A load report costs O(1) here plus
 what the policy's :meth:`~lookaside.policies.Policy.update` costs (O(1) or
 O(log n) for the built-in load-aware policies): the balancer keeps its own
 ordered copy of each service's live endpoints, so a report never copies the
@@ -86,11 +86,14 @@ class ServiceBalancer:
         return self.picker
 
     def reported(self, endpoint: Endpoint, now: float) -> None:
-        """A member's new report: O(1) plus the policy's incremental update."""
+        """A member's new report: O(1) plus the policy's incremental update.
+
+        While membership is stale the report only lands in ``live``: the rebuild
+        at the next pick reads it, so a burst of joins, each followed by its
+        first report, still costs one rebuild and not one per backend.
+        """
         self.live[endpoint.id] = endpoint
-        if self._stale:
-            self._build(now)
-        elif self.policy.uses_load:
+        if not self._stale and self.policy.uses_load:
             self.picker = self.policy.update(self.picker, endpoint, lambda: self.snapshot(now))
 
 

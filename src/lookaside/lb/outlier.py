@@ -114,6 +114,9 @@ class OutlierDetector:
         self.config = config or OutlierConfig()
         self._clock = clock
         self._services: dict[str, dict[str, _Host]] = {}
+        #: service -> ids ejected now; dropped on every ejection, return or leave, so
+        #: :meth:`ejected` (asked after every load report) costs O(n) once per change.
+        self._ejected: dict[str, frozenset[str]] = {}
         self._next_analysis = clock() + self.config.interval
 
     # Membership: follows the registry (JOINED / LEFT).
@@ -127,7 +130,8 @@ class OutlierDetector:
         hosts = self._services.get(service)
         if hosts is None:
             return
-        hosts.pop(backend_id, None)
+        if hosts.pop(backend_id, None) is not None:
+            self._ejected.pop(service, None)
         if not hosts:
             del self._services[service]
 
@@ -135,8 +139,12 @@ class OutlierDetector:
 
     def ejected(self, service: str) -> frozenset[str]:
         """Ids of the service's currently ejected backends."""
-        hosts = self._services.get(service, {})
-        return frozenset(i for i, h in hosts.items() if h.ejected_until is not None)
+        found = self._ejected.get(service)
+        if found is None:
+            hosts = self._services.get(service, {})
+            found = frozenset(i for i, h in hosts.items() if h.ejected_until is not None)
+            self._ejected[service] = found
+        return found
 
     def is_ejected(self, service: str, backend_id: str) -> bool:
         host = self._services.get(service, {}).get(backend_id)
@@ -186,6 +194,7 @@ class OutlierDetector:
                 if host.ejected_until is not None and now >= host.ejected_until:
                     host.ejected_until = None
                     host.consecutive_failures = 0
+                    self._ejected.pop(service, None)
                     events.append(self._returned(service, backend_id))
         return events
 
@@ -252,6 +261,7 @@ class OutlierDetector:
             max(config.base_ejection_time, config.max_ejection_time),
         )
         host.ejected_until = self._clock() + duration
+        self._ejected.pop(service, None)
         log.info(
             "outlier ejected service=%s backend=%s reason=%s duration=%.1fs times=%d "
             "finished=%d failed=%d",

@@ -132,6 +132,7 @@ class LbServer:
                 clock,
             ),
             store=self.store,
+            max_message_bytes=config.max_message_bytes,
         )
         self.service.clock = clock
         self.metrics = LbMetrics(

@@ -29,6 +29,7 @@ from lookaside.lb.store import MemoryStore, Store
 from lookaside.lb.watch_hub import WatchHub
 from lookaside.lb.watch_sets import WatchSets
 from lookaside.model import LoadMetrics, ServingState
+from lookaside.serving import DEFAULT_MAX_MESSAGE_BYTES
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
 
@@ -61,6 +62,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         watch_hub: WatchHub | None = None,
         report_budget: ReportBudget[PendingReport] | None = None,
         store: Store | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self._registry = registry
         self._store = store or MemoryStore(registry)
@@ -76,7 +78,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
         self._client_stats_interval = client_stats_interval
         self._watch_hub = watch_hub or WatchHub()
         balancer.subscribe_backends(self._watch_hub.changed)
-        self._watch_sets = WatchSets(balancer, self._watch_hub)
+        self._watch_sets = WatchSets(balancer, self._watch_hub, max_message_bytes)
         self._budget: ReportBudget[PendingReport] = report_budget or ReportBudget(
             0, report_interval, ttl=registry.ttl
         )
@@ -278,6 +280,7 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
 
         With ``accept_deltas`` only the first message (and a resync after a gap)
         is the whole set; the others carry what changed since the previous one.
+        A set over the message size limit goes out in several (``continued``).
         Messages are shared between subscribers (see :mod:`lookaside.lb.watch_sets`).
         """
         try:
@@ -295,9 +298,12 @@ class LoadBalancerService(pb_grpc.LoadBalancerServicer):
                 if sent is not None and hub.published(service) == sent:
                     await hub.wait_past(service, sent)
                     continue
-                message = self._watch_sets.message(service, sent if request.accept_deltas else None)
-                yield message
-                sent = message.version
+                messages = self._watch_sets.messages(
+                    service, sent if request.accept_deltas else None
+                )
+                for message in messages:
+                    yield message
+                sent = messages[-1].version
                 if self.metrics:
                     self.metrics.watch_pushed(service)
         finally:

@@ -204,7 +204,7 @@ class WatchRequest(_message.Message):
     def __init__(self, client_id: _Optional[str] = ..., service_name: _Optional[str] = ..., accept_deltas: _Optional[bool] = ...) -> None: ...
 
 class BackendSet(_message.Message):
-    __slots__ = ("service_name", "policy", "backends", "version", "full", "base_version", "removed_ids")
+    __slots__ = ("service_name", "policy", "backends", "version", "full", "base_version", "removed_ids", "continued")
     SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
     BACKENDS_FIELD_NUMBER: _ClassVar[int]
@@ -212,6 +212,7 @@ class BackendSet(_message.Message):
     FULL_FIELD_NUMBER: _ClassVar[int]
     BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
     REMOVED_IDS_FIELD_NUMBER: _ClassVar[int]
+    CONTINUED_FIELD_NUMBER: _ClassVar[int]
     service_name: str
     policy: str
     backends: _containers.RepeatedCompositeFieldContainer[BackendInfo]
@@ -219,7 +220,8 @@ class BackendSet(_message.Message):
     full: bool
     base_version: int
     removed_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, service_name: _Optional[str] = ..., policy: _Optional[str] = ..., backends: _Optional[_Iterable[_Union[BackendInfo, _Mapping]]] = ..., version: _Optional[int] = ..., full: _Optional[bool] = ..., base_version: _Optional[int] = ..., removed_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    continued: bool
+    def __init__(self, service_name: _Optional[str] = ..., policy: _Optional[str] = ..., backends: _Optional[_Iterable[_Union[BackendInfo, _Mapping]]] = ..., version: _Optional[int] = ..., full: _Optional[bool] = ..., base_version: _Optional[int] = ..., removed_ids: _Optional[_Iterable[str]] = ..., continued: _Optional[bool] = ...) -> None: ...
 
 class ClientStatsResponse(_message.Message):
     __slots__ = ("report_interval_seconds",)

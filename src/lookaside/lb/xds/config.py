@@ -10,7 +10,8 @@ class XdsConfig:
     """How the LB turns its live view into xDS resources and when it pushes them."""
 
     #: Least seconds between two weight-only pushes for one service. Membership
-    #: changes (join, leave, ejection) are pushed at once, whatever the gap.
+    #: changes (join, leave, ejection) are pushed at once, whatever the gap, but
+    #: a burst of them is evaluated once per gap (see ``publisher``).
     min_gap: float = 0.5
     #: A weight-only change is pushed when some backend's share of the weight
     #: moved by more than this fraction of its old share (0.1 = 10 %).

@@ -1,11 +1,19 @@
 """The current xDS resources of every service, their versions, and when they change.
 
 The balancer calls :meth:`Publisher.refresh` after every change to a service
-(join, leave, load report, ejection, a backend going NOT_SERVING). Membership
-changes are published at once; weight-only changes go through the damping of
+(join, leave, load report, ejection, a backend going NOT_SERVING), naming the
+backends that changed. Membership changes are published at once (see Cost
+below for bursts); weight-only changes go through the damping of
 :mod:`~lookaside.lb.xds.weights` (threshold) plus a minimum gap per service,
 with one deferred re-check when a change arrives inside the gap, so clients
 see the newest weights at most ``min_gap`` late and never more often.
+
+Cost: an evaluation (weights, members, the assignment) is O(n), so it runs at
+most once per ``min_gap`` per service whatever arrives: the first change after a
+quiet gap is evaluated at once, later ones wait for one deferred re-check. A
+load report therefore costs O(1) here, and a burst of joins one evaluation per
+gap. A membership change inside the gap is published at the re-check, or
+earlier if the resources are read (an ADS request) before it.
 
 A service exists for xDS once the LB has seen it (a backend registered) or it
 was configured (``--service-policy``). It then keeps its Listener and Cluster
@@ -22,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
@@ -44,8 +53,9 @@ Later = Callable[[float, Callable[[], None]], object]
 class BalancerView(Protocol):
     """What the publisher reads from :class:`lookaside.lb.balancer.Balancer`."""
 
-    def subscribe(self, watcher: Callable[[str], None]) -> None: ...
+    def subscribe_backends(self, watcher: Callable[[str, Collection[str]], None]) -> None: ...
     def live(self, service: str) -> tuple[Endpoint, ...]: ...
+    def live_endpoint(self, service: str, backend_id: str) -> Endpoint | None: ...
     def policy_name(self, service: str) -> str: ...
 
 
@@ -82,30 +92,37 @@ class Publisher:
         self._estimators: dict[str, WeightEstimator] = {}
         self._pushed_weights: dict[str, dict[str, int]] = {}
         self._pushed_members: dict[str, tuple[tuple[str, str, int], ...]] = {}
+        self._pushed_ids: dict[str, set[str]] = {}
         self._last_push: dict[str, float] = {}
+        self._evaluated_at: dict[str, float] = {}  # when the weights were last computed
         self._deferred: set[str] = set()
+        self._stale_members: set[str] = set()  # membership changed since the last evaluation
         self._listeners: list[Callable[[], None]] = []
-        balancer.subscribe(self.refresh)
+        balancer.subscribe_backends(self.refresh)
         for service in services:
             self.refresh(service)
 
     # -- what ADS streams read ---------------------------------------------------------
 
     def version(self, type_url: str) -> str:
+        self._catch_up()
         return str(self._versions[type_url])
 
     def view(self, type_url: str, names: Collection[str] | None) -> dict[str, Resource]:
         """The existing resources among ``names`` (``None``: all of the type)."""
+        self._catch_up()
         known = self._resources[type_url]
         if names is None:
             return dict(known)
         return {name: known[name] for name in names if name in known}
 
     def services(self) -> list[str]:
+        self._catch_up()
         return sorted(self._resources[resources.LISTENER])
 
     def weights(self, service: str) -> dict[str, int]:
         """The weights last pushed for the service (for status pages and tests)."""
+        self._catch_up()
         return dict(self._pushed_weights.get(service, {}))
 
     def add_listener(self, listener: Callable[[], None]) -> None:
@@ -117,14 +134,53 @@ class Publisher:
 
     # -- what the balancer drives ------------------------------------------------------
 
-    def refresh(self, service: str) -> None:
-        """Recompute the service's resources; publish now, later (inside the gap) or not."""
+    def refresh(self, service: str, backend_ids: Collection[str] | None = None) -> None:
+        """The service changed (for ``backend_ids``; None: unknown, check everything).
+
+        The first change after a quiet ``min_gap`` is evaluated at once, O(n). Any
+        change inside the gap since the last evaluation costs O(changes): it
+        leaves the evaluation to the one deferred re-check (a burst of ten
+        thousand joins costs one evaluation per gap, not one per join), except
+        that a membership change is caught up before any read of the resources.
+        """
+        wait = self._evaluated_at.get(service, -math.inf) + self.config.min_gap - self._clock()
+        if wait <= 0:
+            self._evaluate(service)
+            return
+        if backend_ids is None or self._membership_changed(service, backend_ids):
+            self._stale_members.add(service)
+        self._defer(service, wait)
+
+    def _catch_up(self) -> None:
+        """Evaluate the services whose membership changed inside the gap (before a read)."""
+        while self._stale_members:
+            self._evaluate(next(iter(self._stale_members)))
+
+    def _membership_changed(self, service: str, backend_ids: Collection[str]) -> bool:
+        pushed = self._pushed_ids.get(service)
+        if pushed is None:
+            return True
+        live = self._balancer.live_endpoint
+        return any(
+            (backend_id in pushed) != (live(service, backend_id) is not None)
+            for backend_id in backend_ids
+        )
+
+    def _defer(self, service: str, wait: float) -> None:
+        if service not in self._deferred:
+            self._deferred.add(service)
+            self._later(wait, lambda: self._deferred_refresh(service))
+
+    def _evaluate(self, service: str) -> None:
+        """Recompute the service's resources, O(n); publish now, later (inside the gap) or not."""
         endpoints = self._balancer.live(service)
         policy = self._balancer.policy_name(service)
         estimator = self._estimators.get(service)
         if estimator is None:
             estimator = self._estimators[service] = WeightEstimator(self.config)
         now = self._clock()
+        self._evaluated_at[service] = now
+        self._stale_members.discard(service)
         weights = estimator.weights(policy, endpoints, now)
         if self._pushed_members.get(service) != _members(endpoints):
             self._publish(service, policy, endpoints, weights, now)
@@ -134,13 +190,12 @@ class Publisher:
         wait = self._last_push[service] + self.config.min_gap - now
         if wait <= 0:
             self._publish(service, policy, endpoints, weights, now)
-        elif service not in self._deferred:
-            self._deferred.add(service)
-            self._later(wait, lambda: self._deferred_refresh(service))
+        else:
+            self._defer(service, wait)
 
     def _deferred_refresh(self, service: str) -> None:
         self._deferred.discard(service)
-        self.refresh(service)
+        self._evaluate(service)
 
     def _publish(
         self,
@@ -151,6 +206,7 @@ class Publisher:
         now: float,
     ) -> None:
         self._pushed_members[service] = _members(endpoints)
+        self._pushed_ids[service] = {e.id for e in endpoints}
         self._pushed_weights[service] = weights
         self._last_push[service] = now
         built = (

@@ -103,22 +103,24 @@ class WeightEstimator:
     def _observe(self, endpoints: tuple[Endpoint, ...], sample_of: _Sampler) -> None:
         """Fold each backend's newest report into its average; forget backends that left."""
         backends: dict[str, _Backend] = {}
+        per_unit: float | None = None  # the incumbents' mean, computed once: O(n), not O(n²)
         for endpoint in endpoints:
             backend = self._backends.get(endpoint.id)
             if backend is None or backend.registered_at != endpoint.registered_at:
                 unit = _initial(endpoint)
-                backend = _Backend(endpoint.registered_at, unit, self._joining_level(unit))
+                if per_unit is None:
+                    per_unit = self._level_per_unit()
+                backend = _Backend(endpoint.registered_at, unit, per_unit * unit)
             if endpoint.reported_at > 0 and endpoint.reported_at >= backend.reported_at:
                 self._fold(backend, sample_of(endpoint), endpoint.reported_at)
             backends[endpoint.id] = backend
         self._backends = backends
 
-    def _joining_level(self, unit: float) -> float:
+    def _level_per_unit(self) -> float:
         """A newcomer weighs what the others weigh on average per unit of capacity x static."""
         if not self._backends:
-            return unit
-        per_unit = [b.level / b.unit for b in self._backends.values()]
-        return sum(per_unit) / len(per_unit) * unit
+            return 1.0
+        return sum(b.level / b.unit for b in self._backends.values()) / len(self._backends)
 
     def _fold(self, backend: _Backend, sample: float, at: float) -> None:
         if sample < 0 or not math.isfinite(sample):
