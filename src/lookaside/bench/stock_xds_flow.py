@@ -116,7 +116,7 @@ async def _run(lines: queue.Queue[str], pb: Any, pb_grpc: Any) -> None:
             tasks.append(asyncio.create_task(call(index, 0, at)))
         await asyncio.gather(*tasks)
     wall = time.perf_counter() - started
-    await asyncio.gather(*(channel.close() for channel in channels))
+    await asyncio.gather(*(channel.close(None) for channel in channels))
     loaded = sorted(m for m in sys.modules if m.partition(".")[0] == "lookaside")
     _emit({"done": True, "wall": wall, "lookaside_modules": loaded})
 
