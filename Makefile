@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# Three workers, each taking whole files (a file's tests may share ports or a fleet): most
+# tests wait on real processes rather than compute, so this halves the time on 2 CPUs.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit

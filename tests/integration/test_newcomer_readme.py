@@ -4,15 +4,18 @@ issue numbers, and every file it links to exists."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
+from lookaside.client.fleet_status import fetch_status
 from tests.integration.harness import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +26,7 @@ PYTHON_SNIPPETS = [
     for snippet in re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
 ]
 DEFAULT_LB = "127.0.0.1:50051"
-SERVER_GRACE = 20.0  # seconds a snippet may run before it is taken for a server
+SERVER_GRACE = 20.0  # seconds a snippet has to end (a client) or register a backend (a server)
 
 
 def test_readme_has_python_snippets() -> None:
@@ -41,16 +44,39 @@ def test_python_snippet_runs_as_pasted(cluster: Cluster, tmp_path: Path, index: 
     process = subprocess.Popen(
         [sys.executable, str(script)], stderr=subprocess.PIPE, text=True, cwd=tmp_path
     )
-    try:  # a client snippet ends by itself; a server snippet runs until SIGTERM
-        code = process.wait(SERVER_GRACE)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGTERM)
+    try:  # a client snippet ends by itself; a server snippet registers, then runs until SIGTERM
+        registered = _wait_exit_or_registration(process, cluster)
+        if registered:
+            process.send_signal(signal.SIGTERM)
         code = process.wait(30)
     finally:
         process.kill()
     stderr = process.stderr.read() if process.stderr else ""
     assert code == 0, f"snippet {index}:\n{snippet}\n{stderr}"
     assert "Traceback" not in stderr, stderr
+    if registered:  # SIGTERM deregistered what the snippet registered
+        assert not registered & _registered(cluster)
+
+
+def _registered(cluster: Cluster) -> set[str]:
+    """``service/id`` of every backend the LB holds, in every service."""
+    fleet = asyncio.run(
+        fetch_status(cluster.lb_target, token=cluster.admin_token, tls=cluster.admin_tls)
+    )
+    return {f"{service.name}/{backend.id}" for service in fleet for backend in service.backends}
+
+
+def _wait_exit_or_registration(process: subprocess.Popen[str], cluster: Cluster) -> set[str]:
+    """The ids a server snippet registered with the LB, or an empty set once it has exited."""
+    deadline = time.monotonic() + SERVER_GRACE
+    while process.poll() is None and time.monotonic() < deadline:
+        joined = _registered(cluster) - {"compute/backend1"}
+        if joined:
+            return joined
+        time.sleep(0.1)
+    if process.poll() is None:
+        raise AssertionError("the snippet neither ended nor registered a backend")
+    return set()
 
 
 def test_readme_names_no_issue_numbers_and_nothing_outside() -> None:

@@ -2,7 +2,8 @@
 
 Starts an LB with an admin port and real backends, then checks that the page
 shows them, that an ejection appears without a reload, that a killed backend
-disappears, and saves the README's screenshot (``docs/status-page.png``).
+disappears, and takes a screenshot: the README's (``docs/status-page.png``) when
+``LOOKASIDE_UPDATE_SCREENSHOT=1``, else a throwaway one, so a test run leaves the tree clean.
 Under ``CI=true`` a missing browser fails the test instead of skipping it.
 
 Playwright runs on the test's event loop, so the cluster's blocking helpers
@@ -35,7 +36,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "status-page.png"
+README_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "status-page.png"
+UPDATE_SCREENSHOT = os.environ.get("LOOKASIDE_UPDATE_SCREENSHOT") == "1"
 
 
 @pytest.fixture
@@ -80,7 +82,9 @@ async def start(
     return base
 
 
-async def test_page_shows_the_fleet_live(cluster: Cluster, browser: Browser) -> None:
+async def test_page_shows_the_fleet_live(
+    cluster: Cluster, browser: Browser, tmp_path: Path
+) -> None:
     ids = {"alpha", "bravo", "charlie", "delta"}
     base = await start(
         cluster, "least_load", ids, "--service-policy", "search=round_robin", work_ms=20
@@ -121,9 +125,11 @@ async def test_page_shows_the_fleet_live(cluster: Cluster, browser: Browser) -> 
         await expect(row(page, "bravo")).to_have_attribute("data-state", "ejected", timeout=10_000)
         await expect(row(page, "bravo").locator(".state")).to_have_text("ejected")
         await asyncio.to_thread(load.wait_ok, 100)
-        await page.wait_for_timeout(6000)  # a few more samples for the sparklines
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        await page.screenshot(path=str(SCREENSHOT), full_page=True)
+        if UPDATE_SCREENSHOT:
+            await page.wait_for_timeout(6000)  # a few more samples for the sparklines
+        screenshot = README_SCREENSHOT if UPDATE_SCREENSHOT else tmp_path / "status-page.png"
+        await page.screenshot(path=str(screenshot), full_page=True)
+        assert screenshot.read_bytes().startswith(b"\x89PNG")
 
     # A killed backend disappears from the page.
     await asyncio.to_thread(cluster.backends["delta"].kill)

@@ -286,7 +286,8 @@ def run(args: argparse.Namespace) -> int:
     cases = loads * len(options.servers) * len(options.policies) * options.repeat
     console.print(
         f"[bold]lookaside bench[/] · scenario {options.scenario} · {cases} case run(s) · "
-        f"output {out_dir}"
+        f"output {out_dir}",
+        soft_wrap=True,  # a path is never broken across lines: it is pasted as printed
     )
     with RichBenchProgress(cases, console) as progress:
         results = run_bench(options, out_dir, progress)
@@ -295,7 +296,7 @@ def run(args: argparse.Namespace) -> int:
     report_path = write_report(results, out_dir / "report.md", plots)
     for table in summary_tables(results):
         console.print(table)
-    console.print(f"results: {results_path}")
-    console.print(f"plots:   {len(plots)} PNG file(s) in {out_dir}")
-    console.print(f"[bold]report: {report_path}[/]")
+    console.print(f"results: {results_path}", soft_wrap=True)
+    console.print(f"plots:   {len(plots)} PNG file(s) in {out_dir}", soft_wrap=True)
+    console.print(f"[bold]report: {report_path}[/]", soft_wrap=True)
     return 0
