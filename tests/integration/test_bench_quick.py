@@ -47,7 +47,7 @@ def test_results_json_holds_machine_options_and_every_case(
     assert data["options"]["scenario"] == "seed"
     assert data["options"]["servers"] == [3] and data["options"]["clients"] == 24
     cases = cases_by_policy(data)
-    assert set(cases) == {"pick_first", "round_robin", "least_load", "grpc_round_robin"}
+    assert set(cases) == {"pick_first", "round_robin", "least_load", "grpc_round_robin", "xds"}
     for case in cases.values():
         config = case["config"]
         assert (config["servers"], config["clients"], config["work_ms"], config["workers"]) == (
@@ -93,7 +93,7 @@ def test_plots_are_png_files(quick: tuple[Path, dict[str, Any]]) -> None:
     out, _ = quick
     names = {p.name for p in out.glob("*.png")}
     assert {"response_times-seed.png", "throughput-seed.png"} <= names
-    assert {f"usage-seed-3-{p}-run1.png" for p in ("pick_first", "round_robin")} <= names
+    assert {f"usage-seed-3-{p}-run1.png" for p in ("pick_first", "round_robin", "xds")} <= names
     for name in names:
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
 
@@ -102,7 +102,7 @@ def test_heterogeneous_scenario_records_its_parameters(tmp_path: Path) -> None:
     data = bench(
         tmp_path,
         "--scenario", "heterogeneous", "--quick", "--servers", "3", "--duration", "2",
-        "--policies", "round_robin,grpc_round_robin", "--slow-fraction", "0.34",
+        "--policies", "round_robin,grpc_round_robin,xds", "--slow-fraction", "0.34",
     )  # fmt: skip
     cases = cases_by_policy(data)
     params = cases["round_robin"]["config"]["params"]
@@ -114,8 +114,15 @@ def test_heterogeneous_scenario_records_its_parameters(tmp_path: Path) -> None:
     for case in cases.values():
         summary = case["runs"][0]["summary"]
         assert summary["errors"] == 0 and summary["requests"] > 50
+    # The stock xDS client (its own process, no lookaside import) was served by every
+    # backend it learnt of over ADS, and its requests were timed like the others'.
+    xds = cases["xds"]["runs"][0]["summary"]
+    assert set(xds["backend_usage"]) == {"backend1", "backend2", "backend3"}
+    assert all(count > 0 for count in xds["backend_usage"].values())
+    assert xds["response_ms"]["min_ms"] >= 50.0
     report = (tmp_path / "report.md").read_text()
     assert "## Heterogeneous backends" in report
+    assert "| xds |" in report
     assert "slow_backends=backend3" in report
 
 

@@ -216,5 +216,9 @@ def test_joins_and_leaves_reach_a_subscribed_client_within_a_second(cluster: Clu
         cluster.backends["a"].stop()  # SIGTERM: a deregisters and is removed, not weight 0
         left, _ = next_set()
         assert left == {"b"}
+        # The last backend leaving: an empty ClusterLoadAssignment, not a deletion or a crash.
+        cluster.backends["b"].stop()
+        empty, _ = next_set()
+        assert empty == set()
     finally:
         ads.close()

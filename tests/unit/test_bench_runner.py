@@ -41,6 +41,13 @@ class TestOptions:
         assert options.policies[:3] == ("pick_first", "round_robin", "least_load")
         assert "grpc_round_robin" in options.policies
 
+    @pytest.mark.parametrize("scenario", ["seed", "heterogeneous"])
+    def test_the_stock_xds_client_runs_beside_the_lookaside_client_and_grpc(
+        self, scenario: str
+    ) -> None:
+        policies = parse("--scenario", scenario).policies
+        assert {"round_robin", "least_load", "grpc_round_robin", "xds"} <= set(policies)
+
     def test_quick_is_small_and_explicit_flags_win(self) -> None:
         options = parse("--quick", "--clients", "30")
         assert options.servers == (3,) and options.clients == 30
@@ -73,11 +80,19 @@ class TestOptions:
     @pytest.mark.parametrize(
         "argv",
         [("--policies", "nonsense"), ("--clients", "0"), ("--slow-fraction", "2"),
-         ("--scenario", "chaos", "--policies", "grpc_round_robin")],
+         ("--scenario", "chaos", "--policies", "grpc_round_robin"),
+         ("--scenario", "chaos", "--policies", "xds")],
     )  # fmt: skip
     def test_bad_options_are_refused(self, argv: tuple[str, ...]) -> None:
         with pytest.raises(ValueError):
             parse(*argv)
+
+
+def test_the_xds_case_runs_an_lb_whose_xds_weights_follow_load() -> None:
+    from lookaside.bench.results import XDS_LB_POLICY
+    from lookaside.lb.xds.weights import LOAD_AWARE
+
+    assert XDS_LB_POLICY in LOAD_AWARE
 
 
 def test_plan_is_every_server_count_by_policy() -> None:

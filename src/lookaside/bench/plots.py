@@ -20,6 +20,7 @@ from lookaside.bench.results import (
     GRPC_ROUND_ROBIN,
     SEED_SCENARIO,
     SWEEP,
+    XDS,
     BenchResults,
     CaseResult,
     policy_key,
@@ -41,6 +42,7 @@ POLICY_COLOURS: dict[str, str] = {
     "prequal": "tab:orange",
     "peak_ewma": "tab:purple",
     GRPC_ROUND_ROBIN: "tab:gray",
+    XDS: "tab:pink",
 }
 FIGURE_COLOURS = ("tab:blue", "tab:cyan", "tab:olive", "tab:orange", "tab:red")
 SERVER_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple")

@@ -21,6 +21,8 @@ from lookaside.bench.results import (
     SEED_SCENARIO,
     STALLS,
     SWEEP,
+    XDS,
+    XDS_LB_POLICY,
     BenchResults,
     CaseConfig,
     CaseResult,
@@ -377,7 +379,10 @@ def render_report(results: BenchResults) -> str:
         f"Repeats per case: {repeats}. "
         + ("Figures are medians with their [min..max] range." if repeats > 1 else "")
         + f" `{GRPC_ROUND_ROBIN}` is gRPC's own client-side round_robin over the static "
-        "backend list, with no LB server.",
+        f"backend list, with no LB server. `{XDS}` is a stock grpcio client in a process of "
+        "its own, with no lookaside code, dialling `xds:///SERVICE`: the LB "
+        f"(`{XDS_LB_POLICY}`) is its xDS control plane and hands it locality weights "
+        "computed from load; it calls the backends directly.",
         "",
     ]
     lines += _seed_section(results)

@@ -33,13 +33,21 @@ BURST = "burst"
 GRPC_ROUND_ROBIN = "grpc_round_robin"
 """Baseline: gRPC's own client-side ``round_robin`` over the static backend list, no LB."""
 
-POLICY_ORDER: tuple[str, ...] = ("pick_first", "round_robin", "least_load", GRPC_ROUND_ROBIN)
+XDS = "xds"
+"""A stock grpcio client (no lookaside import) dialling ``xds:///SERVICE``; the LB runs
+:data:`XDS_LB_POLICY` and hands it locality weights computed from load."""
+XDS_LB_POLICY = "least_load"
+
+POLICY_ORDER: tuple[str, ...] = (
+    "pick_first", "round_robin", "least_load", GRPC_ROUND_ROBIN, XDS,
+)  # fmt: skip
 
 ParamValue = int | float | str | bool
 
 
 def policy_key(policy: str) -> tuple[int, str]:
-    """Seed policies first in the seed's order, the baseline after, anything else by name."""
+    """Seed policies first in the seed's order, the baseline and xDS after, anything else by
+    name."""
     try:
         return POLICY_ORDER.index(policy), ""
     except ValueError:

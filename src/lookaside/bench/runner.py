@@ -28,6 +28,11 @@ Open-loop scenarios draw the same arrival times for every policy of a repeat
 ``grpc_round_robin`` runs the same backends (they register with an LB, which is
 how the lab learns their addresses) but its clients never call the LB: they use
 gRPC's own ``round_robin`` over the static address list.
+
+``xds`` runs an LB with ``least_load`` (whose xDS weights follow load) and, in
+place of the in-process clients, a stock grpcio client in a child process that
+dials ``xds:///SERVICE`` (:mod:`~lookaside.bench.xds_flow`): the same number of
+channels, the same closed loop or the same arrival times.
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ from lookaside.bench.results import (
     SEED_SCENARIO,
     STALLS,
     SWEEP,
+    XDS,
+    XDS_LB_POLICY,
     BenchResults,
     CaseConfig,
     CaseResult,
@@ -73,6 +80,7 @@ from lookaside.bench.results import (
     RunResult,
 )
 from lookaside.bench.stalls import StallLog, stall_backends
+from lookaside.bench.xds_flow import StockXdsFlow
 from lookaside.policies import POLICIES
 from lookaside.v1 import load_balancer_pb2 as pb
 
@@ -100,7 +108,7 @@ def run_async(main: Coroutine[Any, Any, T]) -> T:
 
 
 def known_policies() -> list[str]:
-    return [*POLICIES, GRPC_ROUND_ROBIN]
+    return [*POLICIES, GRPC_ROUND_ROBIN, XDS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,17 +127,17 @@ class ScenarioDefaults:
 
 
 def _available(*names: str) -> tuple[str, ...]:
-    return tuple(n for n in names if n in POLICIES or n == GRPC_ROUND_ROBIN)
+    return tuple(n for n in names if n in POLICIES or n in (GRPC_ROUND_ROBIN, XDS))
 
 
 def scenario_defaults(scenario: str) -> ScenarioDefaults:
     """What an unset flag means for each scenario (the seed's experiment for ``seed``)."""
     if scenario == SEED_SCENARIO:
-        policies = _available("pick_first", "round_robin", "least_load", GRPC_ROUND_ROBIN)
+        policies = _available("pick_first", "round_robin", "least_load", GRPC_ROUND_ROBIN, XDS)
         return ScenarioDefaults((10, 15), 100, policies, 500.0, 4, 3, 60.0)
     if scenario == HETEROGENEOUS:  # issue 4's configuration
         policies = _available(
-            "round_robin", "least_load", "p2c", "weighted_round_robin", GRPC_ROUND_ROBIN
+            "round_robin", "least_load", "p2c", "weighted_round_robin", GRPC_ROUND_ROBIN, XDS
         )
         return ScenarioDefaults((6,), 100, policies, 40.0, 2, 1, 10.0, slow_fraction=1 / 3)
     if scenario == CHURN:
@@ -162,7 +170,7 @@ class BenchOptions:
     servers: tuple[int, ...] = (10, 15)
     clients: int = 100
     requests_per_client: int = 1
-    policies: tuple[str, ...] = ("pick_first", "round_robin", "least_load", GRPC_ROUND_ROBIN)
+    policies: tuple[str, ...] = ("pick_first", "round_robin", "least_load", GRPC_ROUND_ROBIN, XDS)
     work_ms: float = 500.0
     workers: int = 4
     work_mode: str = "sleep"
@@ -193,6 +201,8 @@ class BenchOptions:
             )
         if self.scenario == CHAOS and GRPC_ROUND_ROBIN in self.policies:
             raise ValueError("the chaos scenario restarts the LB; grpc_round_robin has none")
+        if self.scenario == CHAOS and XDS in self.policies:
+            raise ValueError("the chaos scenario is LookasideClient's failover; xds has none")
         if not self.servers or min(self.servers) < 1 or self.clients < 1 or self.workers < 1:
             raise ValueError("servers, clients and workers must be at least 1")
         if self.repeat < 1 or self.requests_per_client < 1:
@@ -349,6 +359,8 @@ def _make_clients(
     config: CaseConfig, fleet: Fleet, backends: Sequence[pb.BackendInfo]
 ) -> list[FlowClient]:
     count = config.clients
+    if config.policy == XDS:
+        return []  # the stock xDS client's channels live in its own process
     if config.policy == GRPC_ROUND_ROBIN:
         return [GrpcRoundRobinClient(backends) for _ in range(count)]
     flow = FailoverClient if config.scenario == CHAOS else SeedFlowClient
@@ -435,11 +447,20 @@ async def _drive(
     events = _Events(backend_ids=[b.id for b in backends])
     clients = _make_clients(config, fleet, backends)
     warm = WarmConnections([fleet.lb_target, *(f"{b.address}:{b.port}" for b in backends)])
+    xds = (
+        StockXdsFlow(fleet.lb_target, config.service, config.clients, fleet.log_dir / "xds")
+        if config.policy == XDS
+        else None
+    )
     try:
         await warm.open(clients)
+        if xds is not None:
+            await xds.start()
         if config.scenario in CLOSED_LOOP:
-            records, wall = await closed_loop(
-                clients, config.requests_per_client, options.timeout_s, on_record
+            records, wall = await (
+                closed_loop(clients, config.requests_per_client, options.timeout_s, on_record)
+                if xds is None
+                else xds.closed_loop(config.requests_per_client, options.timeout_s, on_record)
             )
             return records, wall, events
         rng = random.Random(options.seed + repeat)
@@ -459,12 +480,18 @@ async def _drive(
                     fleet, options.stall_ms, options.stall_interval_s, rng, until, events.stalls
                 )
             )
-        records, wall = await open_loop(clients, arrivals, options.timeout_s, on_record, started)
+        records, wall = await (
+            open_loop(clients, arrivals, options.timeout_s, on_record, started)
+            if xds is None
+            else xds.open_loop(arrivals, options.timeout_s, on_record)
+        )
         if side is not None:
             await side
         return records, wall, events
     finally:
         await close_all(clients)
+        if xds is not None:
+            await xds.close()
         await warm.close()
 
 
@@ -484,7 +511,9 @@ def run_case(
     """One repeat of one case on a fresh LB and fresh backends; everything stopped after."""
     fleet = Fleet(log_dir)
     lb_args = _lb_args(options)
-    lb_policy = BASELINE_LB_POLICY if config.policy == GRPC_ROUND_ROBIN else config.policy
+    lb_policy = {GRPC_ROUND_ROBIN: BASELINE_LB_POLICY, XDS: XDS_LB_POLICY}.get(
+        config.policy, config.policy
+    )
     try:
         fleet.start_lb(lb_policy, lb_args)
         fleet.spawn_all(backend_specs(config, options))
