@@ -48,7 +48,7 @@ from pathlib import Path
 
 from lookaside.bench.etcd_cluster import EtcdCluster
 from lookaside.bench.fastpath import process_cpu_seconds
-from lookaside.bench.lb_cost import SimulatedFleet
+from lookaside.bench.lb_fleet import SimulatedFleet
 from lookaside.client.admin import list_backends
 from lookaside.procs import ServerProcess, stop_all
 
@@ -98,23 +98,12 @@ class SetupRun:
         return self.cpu_seconds * 1e6 / max(1, self.reports)
 
 
-class _Part(SimulatedFleet):
-    """One replica's share of the fleet; ids follow on from the previous part's."""
-
-    def __init__(self, target: str, count: int, first: int) -> None:
-        self.first = first
-        super().__init__(target, count)
-
-    def backend_id(self, index: int) -> str:
-        return super().backend_id(self.first + index)
-
-
-def _parts(targets: Sequence[str], config: ReplicaCostConfig) -> list[_Part]:
+def _parts(targets: Sequence[str], config: ReplicaCostConfig) -> list[SimulatedFleet]:
     """The fleet cut into ``config.replicas`` parts, part *i* on ``targets[i % len]``."""
     parts, first = [], 0
     for n in range(config.replicas):
         count = config.fleet // config.replicas + (n < config.fleet % config.replicas)
-        parts.append(_Part(targets[n % len(targets)], count, first))
+        parts.append(SimulatedFleet(targets[n % len(targets)], count, first=first))
         first += count
     return parts
 
@@ -163,7 +152,7 @@ async def _lbs(
         stop_all(lbs)
 
 
-async def _drive(parts: Sequence[_Part], rate: float, seconds: float) -> int:
+async def _drive(parts: Sequence[SimulatedFleet], rate: float, seconds: float) -> int:
     share = rate / len(parts)
     return sum(await asyncio.gather(*(p.drive(share, seconds) for p in parts)))
 
