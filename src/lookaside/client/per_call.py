@@ -87,6 +87,10 @@ class LbPicker:
                 exclude, hash_key, timeout=max(0.001, min(self._lb_timeout, remaining))
             )
         except aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND and self._remembered:
+                # An LB that just restarted knows no backend until they re-register (within
+                # a report interval); the ones it handed out before are the best guess.
+                return self._pick_remembered(exclude), False, error
             if error.code() not in LB_UNREACHABLE:
                 raise
             if self._unreachable(error):
