@@ -43,6 +43,7 @@ from grpc import aio
 
 import lookaside
 from lookaside.bench.load import GRPC_ROUND_ROBIN_CONFIG, static_target
+from lookaside.bench.metrics import median_figures
 from lookaside.bench.noop_server import METHOD, SERVICE
 from lookaside.client.admin import wait_for_backends
 from lookaside.procs import ServerProcess
@@ -316,9 +317,8 @@ async def run_channel_bench(
 
 
 def medians(runs: Sequence[ModeRun], mode: str) -> dict[str, float]:
-    mine = [r for r in runs if r.mode == mode]
     figures = ("p50_ms", "p99_ms", "throughput_rps", "errors")
-    return {f: statistics.median(getattr(r, f) for r in mine) for f in figures}
+    return median_figures((r for r in runs if r.mode == mode), figures)
 
 
 def ratios(runs: Sequence[ModeRun], mode: str, baseline: str) -> dict[str, float]:

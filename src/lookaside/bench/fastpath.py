@@ -15,7 +15,6 @@ that grows with traffic in the first mode and not in the second.
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -29,7 +28,7 @@ from lookaside.bench.load import (
     close_all,
     closed_loop,
 )
-from lookaside.bench.metrics import summarize
+from lookaside.bench.metrics import median_figures, summarize
 from lookaside.client.config import LOOKASIDE_CLIENT_DEFAULTS
 from lookaside.v1 import load_balancer_pb2 as pb
 
@@ -129,9 +128,8 @@ async def run_fastpath_bench(
 
 def medians(runs: Sequence[ModeRun], mode: str) -> dict[str, float]:
     """Median of every figure over the runs of one mode."""
-    mine = [r for r in runs if r.mode == mode]
     figures = ("p50_ms", "p99_ms", "throughput_rps", "lb_cpu_ms_per_1k", "errors")
-    return {f: statistics.median(getattr(r, f) for r in mine) for f in figures}
+    return median_figures((r for r in runs if r.mode == mode), figures)
 
 
 __all__ = ["MODES", "ModeRun", "medians", "process_cpu_seconds", "run_fastpath_bench"]

@@ -36,7 +36,6 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
-import statistics
 import subprocess
 import tarfile
 import tempfile
@@ -50,7 +49,7 @@ from grpc import aio
 
 from lookaside.bench.fastpath import process_cpu_seconds
 from lookaside.bench.lb_fleet import SERVICE, FleetProcesses, cpu_split, pin
-from lookaside.bench.metrics import percentile
+from lookaside.bench.metrics import median_figures, percentile
 from lookaside.procs import ServerProcess
 from lookaside.v1 import load_balancer_pb2 as pb
 from lookaside.v1 import load_balancer_pb2_grpc as pb_grpc
@@ -150,8 +149,7 @@ FIGURES = (
 
 
 def medians(runs: Sequence[CostRun], build: str) -> dict[str, float]:
-    mine = [r for r in runs if r.build == build]
-    return {f: statistics.median(getattr(r, f) for r in mine) for f in FIGURES}
+    return median_figures((r for r in runs if r.build == build), FIGURES)
 
 
 def met(figure: str, value: float) -> bool | None:

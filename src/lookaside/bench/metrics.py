@@ -189,6 +189,12 @@ class RunSummary:
         }
 
 
+def median_figures(runs: Iterable[object], figures: Sequence[str]) -> dict[str, float]:
+    """Each figure's median over repeated runs: what the side-by-side benches quote."""
+    mine = list(runs)
+    return {f: statistics.median(float(getattr(r, f)) for r in mine) for f in figures}
+
+
 def throughput(completed: int, wall_s: float) -> float:
     """Completed requests per second of the whole run's wall time (the seed's definition)."""
     if wall_s <= 0:

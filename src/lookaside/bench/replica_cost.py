@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import statistics
 import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -49,6 +48,7 @@ from pathlib import Path
 from lookaside.bench.etcd_cluster import EtcdCluster
 from lookaside.bench.fastpath import process_cpu_seconds
 from lookaside.bench.lb_fleet import SimulatedFleet
+from lookaside.bench.metrics import median_figures
 from lookaside.client.admin import list_backends
 from lookaside.procs import ServerProcess, stop_all
 
@@ -201,9 +201,8 @@ async def run_replica_cost_bench(
 
 
 def medians(runs: Sequence[SetupRun], setup: str) -> dict[str, float]:
-    mine = [r for r in runs if r.setup == setup]
     figures = ("cpu_us_per_report", "reports", "etcd_writes_per_s", "etcd_cpu_share")
-    return {f: statistics.median(float(getattr(r, f)) for r in mine) for f in figures}
+    return median_figures((r for r in runs if r.setup == setup), figures)
 
 
 def ratios(runs: Sequence[SetupRun], baseline: str) -> list[float]:
