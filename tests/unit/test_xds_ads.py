@@ -200,3 +200,21 @@ def test_pushes_and_nacks_reach_the_lb_metrics_by_type() -> None:
     assert samples[("lookaside_xds_pushes_total", "endpoint")] == 1
     assert samples[("lookaside_xds_pushes_total", "listener")] == 1
     assert samples[("lookaside_xds_nacks_total", "endpoint")] == 1
+
+
+def test_a_stream_watches_the_assignments_it_subscribes_to_until_it_closes() -> None:
+    p = plane(watched=False)
+    p.join("compute-1", 9001)
+    stream = AdsStream(p.publisher, "test-peer")
+    p.join("compute-2", 9002)  # nobody watches: left dormant
+    stream.receive(request(EDS, ["compute"]))
+    (response,) = stream.responses()
+    assignment = resources.unpack(response.resources[0])
+    assert len(assignment.endpoints) == 2  # woken by the subscription, with both
+    stream.receive(request(EDS, ["compute", "other"], response.nonce, response.version_info))
+    stream.close()
+    stream.close()  # closing twice does not unwatch twice
+    p.join("compute-3", 9003)  # unwatched again: not evaluated until someone asks
+    stored = resources.unpack(p.publisher.view(EDS, ["compute"])["compute"].body)
+    assert len(stored.endpoints) == 2
+    assert len(p.publisher.weights("compute")) == 3  # a read wakes it

@@ -127,22 +127,50 @@ def test_load_reports_inside_the_gap_cost_one_weight_evaluation(monkeypatch: Mon
     p = plane(config=XdsConfig(smoothing=0, threshold=0.05, min_gap=0.5))
     for n in range(50):
         p.join(f"b{n}", 9001 + n)
-    evaluations = 0
+    evaluations = counting_evaluations(monkeypatch)
+    for n in range(50):  # all inside the gap since the last join's evaluation
+        p.report(f"b{n}", rps=10 + n)
+    assert evaluations[0] == 0 and len(p.later.pending) == 1
+    p.clock.now += 0.5
+    assert p.later.run_due() == 1
+    assert evaluations[0] == 1
+    assert localities(p)["b49"] > localities(p)["b0"]  # the newest figures went out
+    p.registry.deregister("b0")  # membership inside the gap: caught up at the next read
+    assert evaluations[0] == 1
+    assert "b0" not in localities(p) and evaluations[0] == 2
+
+
+def counting_evaluations(monkeypatch: MonkeyPatch) -> list[int]:
+    """A one-item list holding how many times weights were computed from now on."""
+    evaluations = [0]
     weights = WeightEstimator.weights
 
     def counted(self: WeightEstimator, *args: Any) -> dict[str, int]:
-        nonlocal evaluations
-        evaluations += 1
+        evaluations[0] += 1
         return weights(self, *args)
 
     monkeypatch.setattr(WeightEstimator, "weights", counted)
-    for n in range(50):  # all inside the gap since the last join's evaluation
+    return evaluations
+
+
+def test_nothing_is_evaluated_for_a_service_no_stream_watches(monkeypatch: MonkeyPatch) -> None:
+    p = plane(config=XdsConfig(smoothing=0, threshold=0.05, min_gap=0), watched=False)
+    p.join("a", 9001)  # the first sight of a service publishes it (its Listener exists)
+    evaluations = counting_evaluations(monkeypatch)
+    for n in range(20):
+        p.join(f"b{n}", 9002 + n)
         p.report(f"b{n}", rps=10 + n)
-    assert evaluations == 0 and len(p.later.pending) == 1
-    p.clock.now += 0.5
-    assert p.later.run_due() == 1
-    assert evaluations == 1
-    assert localities(p)["b49"] > localities(p)["b0"]  # the newest figures went out
-    p.registry.deregister("b0")  # membership inside the gap: caught up at the next read
-    assert evaluations == 1
-    assert "b0" not in localities(p) and evaluations == 2
+    p.registry.deregister("a")
+    assert evaluations[0] == 0 and p.later.pending == []
+    assert set(p.publisher.view(resources.LISTENER, ["compute"])) == {"compute"}
+    # A stream subscribing brings it up to date at once, with what is live now.
+    p.publisher.watch(["compute"])
+    assert evaluations[0] == 1
+    assert set(localities(p)) == {f"b{n}" for n in range(20)}
+    p.report("b0", rps=500)
+    assert evaluations[0] == 2  # watched: every change is evaluated again (gap 0 here)
+    # Its last watcher leaving makes it dormant again; reading its weights wakes it.
+    p.publisher.unwatch(["compute"])
+    p.join("late", 9100)
+    assert evaluations[0] == 2
+    assert "late" in p.publisher.weights("compute") and evaluations[0] == 3

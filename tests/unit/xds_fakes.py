@@ -63,6 +63,7 @@ def plane(
     policy: str = "weighted_round_robin",  # xDS weights = A58 = rps here (utilisation 1)
     config: XdsConfig | None = None,
     outlier: OutlierConfig | None = None,
+    watched: bool = True,  # as if an ADS stream subscribed to every assignment
     **services: str,
 ) -> Plane:
     clock = FakeClock()
@@ -70,4 +71,6 @@ def plane(
     registry = InMemoryRegistry(ttl=5.0, clock=clock)
     balancer = Balancer(registry, policy, services, clock=clock, outlier=outlier)
     publisher = Publisher(balancer, config or XdsConfig(smoothing=0), clock, later, services)
+    if watched:
+        publisher.watch(None)
     return Plane(clock, later, registry, balancer, publisher)

@@ -127,8 +127,19 @@ class AdsStream:
             self._acknowledge(type_url, state, request)
         names = self._subscription(type_url, state, request.resource_names)
         if not state.requested or names != state.names:
+            if type_url == resources.LOAD_ASSIGNMENT:
+                if state.requested:
+                    self._publisher.unwatch(state.names)
+                self._publisher.watch(names)
             state.names, state.must_answer = names, True
         state.requested = True
+
+    def close(self) -> None:
+        """The stream ended: its assignments are no longer watched."""
+        state = self.types.get(resources.LOAD_ASSIGNMENT)
+        if state is not None and state.requested:
+            self._publisher.unwatch(state.names)
+            state.requested = False
 
     def _acknowledge(
         self, type_url: str, state: TypeState, request: discovery_pb2.DiscoveryRequest
@@ -214,6 +225,7 @@ class AggregatedDiscoveryService(ads_pb2_grpc.AggregatedDiscoveryServiceServicer
                     reader.result()  # the client closed its side: end the stream too
                     return
         finally:
+            stream.close()
             self._publisher.remove_listener(wake.set)
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)  # its error was raised above

@@ -15,6 +15,13 @@ load report therefore costs O(1) here, and a burst of joins one evaluation per
 gap. A membership change inside the gap is published at the re-check, or
 earlier if the resources are read (an ADS request) before it.
 
+Nobody watching, nothing computed: the endpoints and weights of a service are
+evaluated only while some ADS stream subscribes to its ClusterLoadAssignment
+(:meth:`Publisher.watch`). An LB whose clients all use ``GetBackend`` (most
+fleets) so pays nothing here per report, whatever the fleet's size; a service
+that changed while unwatched is marked dormant and evaluated, once, when a
+stream subscribes to it or its weights are read.
+
 A service exists for xDS once the LB has seen it (a backend registered) or it
 was configured (``--service-policy``). It then keeps its Listener and Cluster
 even with no backend left (clients fail fast with "no endpoints" and recover as
@@ -32,6 +39,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -98,6 +106,9 @@ class Publisher:
         self._deferred: set[str] = set()
         self._stale_members: set[str] = set()  # membership changed since the last evaluation
         self._listeners: list[Callable[[], None]] = []
+        self._watchers: Counter[str] = Counter()  # ADS streams subscribed to a service's EDS
+        self._watching_all = 0  # streams subscribed to every EDS resource (wildcard)
+        self._dormant: set[str] = set()  # changed while nobody watched: evaluate on demand
         balancer.subscribe_backends(self.refresh)
         for service in services:
             self.refresh(service)
@@ -123,7 +134,37 @@ class Publisher:
     def weights(self, service: str) -> dict[str, int]:
         """The weights last pushed for the service (for status pages and tests)."""
         self._catch_up()
+        self._wake(service)
         return dict(self._pushed_weights.get(service, {}))
+
+    def watch(self, services: Collection[str] | None) -> None:
+        """An ADS stream subscribed to these services' assignments (``None``: to all)."""
+        if services is None:
+            self._watching_all += 1
+            services = tuple(self._dormant)
+        else:
+            self._watchers.update(services)
+        for service in services:
+            self._wake(service)
+
+    def unwatch(self, services: Collection[str] | None) -> None:
+        """The stream's subscription to these assignments ended (``None``: the wildcard)."""
+        if services is None:
+            self._watching_all = max(0, self._watching_all - 1)
+            return
+        self._watchers.subtract(services)
+        for service in services:
+            if self._watchers[service] <= 0:
+                del self._watchers[service]
+
+    def _watched(self, service: str) -> bool:
+        return self._watching_all > 0 or service in self._watchers
+
+    def _wake(self, service: str) -> None:
+        """Bring a dormant service's resources up to date (it is read or now watched)."""
+        if service in self._dormant:
+            self._dormant.discard(service)
+            self._evaluate(service)
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` after every publication."""
@@ -143,6 +184,9 @@ class Publisher:
         thousand joins costs one evaluation per gap, not one per join), except
         that a membership change is caught up before any read of the resources.
         """
+        if service in self._pushed_members and not self._watched(service):
+            self._dormant.add(service)  # O(1): nobody reads its endpoints until it is watched
+            return
         wait = self._evaluated_at.get(service, -math.inf) + self.config.min_gap - self._clock()
         if wait <= 0:
             self._evaluate(service)
