@@ -97,3 +97,28 @@ def test_max_backends_per_service() -> None:
     with pytest.raises(ResourceExhausted):
         registry.register(reg("c", 3))
     assert len(registry) == 2
+
+
+def test_expiry_looks_only_at_due_leases_and_renewals_add_no_work() -> None:
+    clock = FakeClock()
+    registry = InMemoryRegistry(ttl=5, clock=clock, max_backends_per_service=5000)
+    for n in range(1000):
+        registry.register(reg(f"b{n}", 10000 + n))
+    for _ in range(30):  # many reports per lease: the heap keeps one entry per backend
+        clock.now += 0.2
+        for n in range(0, 1000, 2):
+            registry.report(f"b{n}", 0.1, LoadMetrics())
+        registry.expire()
+    assert len(registry._deadlines) <= 1000
+    # The odd ones never reported: gone, in one sweep; the even ones live on.
+    assert {e.id for e in registry.endpoints("compute")} == {f"b{n}" for n in range(0, 1000, 2)}
+    clock.now += 5.01
+    assert len(registry.expire()) == 500 and len(registry) == 0
+    # A lease handed to another replica never expires here; taken back, it does again.
+    registry.register(reg("held", 1))
+    registry.release("held")
+    clock.now += 60
+    assert registry.expire() == []
+    registry.hold("held")
+    clock.now += 5
+    assert [e.id for e in registry.expire()] == ["held"]

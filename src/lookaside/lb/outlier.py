@@ -130,7 +130,8 @@ class OutlierDetector:
         hosts = self._services.get(service)
         if hosts is None:
             return
-        if hosts.pop(backend_id, None) is not None:
+        host = hosts.pop(backend_id, None)
+        if host is not None and host.ejected_until is not None:
             self._ejected.pop(service, None)
         if not hosts:
             del self._services[service]
@@ -189,8 +190,10 @@ class OutlierDetector:
                 events.extend(self._analyse(service))
         # Analyse before returning backends, as A50 does, so the sweep that returns a
         # backend does not also lower its multiplier.
+        # Only the ejected are looked at (a cached set), so a sweep is O(ejected), not O(n).
         for service, hosts in self._services.items():
-            for backend_id, host in hosts.items():
+            for backend_id in self.ejected(service):
+                host = hosts[backend_id]
                 if host.ejected_until is not None and now >= host.ejected_until:
                     host.ejected_until = None
                     host.consecutive_failures = 0

@@ -8,7 +8,11 @@ while a shared store is unreachable.
 Leases: a backend is alive while it keeps renewing (a load report, unary or
 streamed, renews it). ``expire()`` evicts those whose lease ran out; the LB
 calls it a few times per TTL. A broken load stream evicts at once
-(``mark_down``). Ids are unique across the whole LB, so a ``LoadReport`` (which
+(``mark_down``). ``expire()`` costs O(log n) per lease that ran out or was
+renewed since it last looked, not O(n): leases wait in a heap of deadlines with
+one entry per backend, and an entry that comes due for a renewed lease is put
+back at the new deadline (a lazy timer queue), so a report renews a lease in O(1).
+Ids are unique across the whole LB, so a ``LoadReport`` (which
 carries only an id, as in the seed) is unambiguous.
 
 Where the view comes from is :mod:`lookaside.lb.store`'s business. With the
@@ -22,6 +26,8 @@ them if that replica dies.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -52,6 +58,7 @@ class _Record:
     endpoint: Endpoint
     expires_at: float  # math.inf while another replica holds the backend's lease
     revision: int = 0  # the store's revision of the membership record (0: not stored)
+    queued_at: float = math.inf  # the deadline of its entry in the lease heap (inf: none)
 
 
 def endpoint_of(registration: Registration, registered_at: float = 0.0) -> Endpoint:
@@ -105,6 +112,16 @@ class InMemoryRegistry:
         self._records: dict[str, _Record] = {}
         self._by_service: dict[str, dict[str, None]] = {}  # insertion-ordered id sets
         self._listeners: list[Listener] = []
+        #: (deadline, tie-breaker, id, record): at most one live entry per record.
+        self._deadlines: list[tuple[float, int, str, _Record]] = []
+        self._sequence = itertools.count()
+
+    def _lease_until(self, record: _Record, backend_id: str, expires_at: float) -> None:
+        """Set the record's lease; queue a deadline only if none as early is queued."""
+        record.expires_at = expires_at
+        if expires_at < record.queued_at:
+            record.queued_at = expires_at
+            heapq.heappush(self._deadlines, (expires_at, next(self._sequence), backend_id, record))
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -127,7 +144,7 @@ class InMemoryRegistry:
             record.endpoint = replace(
                 existing, capacity=registration.capacity, weight=registration.weight
             )
-            record.expires_at = now + self.ttl
+            self._lease_until(record, registration.id, now + self.ttl)
             return False
         endpoint = endpoint_of(registration, registered_at=now)
         self._insert(endpoint, now + self.ttl)
@@ -163,7 +180,8 @@ class InMemoryRegistry:
         return None
 
     def _insert(self, endpoint: Endpoint, expires_at: float, revision: int = 0) -> None:
-        self._records[endpoint.id] = _Record(endpoint, expires_at, revision)
+        record = self._records[endpoint.id] = _Record(endpoint, math.inf, revision)
+        self._lease_until(record, endpoint.id, expires_at)
         self._by_service.setdefault(endpoint.service, {})[endpoint.id] = None
         self._notify(endpoint.service, endpoint.id, Change.JOINED)
 
@@ -194,7 +212,7 @@ class InMemoryRegistry:
             self._insert(replace(endpoint, registered_at=self._clock()), expires_at, revision)
             return Change.JOINED
         record.revision = revision
-        record.expires_at = expires_at
+        self._lease_until(record, endpoint.id, expires_at)
         if (current.capacity, current.weight) == (endpoint.capacity, endpoint.weight):
             return None
         record.endpoint = replace(current, capacity=endpoint.capacity, weight=endpoint.weight)
@@ -228,13 +246,13 @@ class InMemoryRegistry:
         """This replica keeps the backend's lease now: it expires here unless renewed."""
         record = self._records.get(backend_id)
         if record is not None:
-            record.expires_at = self._clock() + self.ttl
+            self._lease_until(record, backend_id, self._clock() + self.ttl)
 
     def release(self, backend_id: str) -> None:
         """Another replica keeps the lease now: never expire it here."""
         record = self._records.get(backend_id)
         if record is not None:
-            record.expires_at = math.inf
+            self._lease_until(record, backend_id, math.inf)
 
     def held(self, backend_id: str) -> bool:
         record = self._records.get(backend_id)
@@ -274,7 +292,7 @@ class InMemoryRegistry:
         record.endpoint = replace(
             record.endpoint, load=load, metrics=metrics, reported_at=now, serving_state=state
         )
-        record.expires_at = now + self.ttl
+        self._lease_until(record, backend_id, now + self.ttl)
         self._notify(record.endpoint.service, backend_id, change)
         return record.endpoint
 
@@ -299,9 +317,20 @@ class InMemoryRegistry:
         return self._remove(backend_id)
 
     def expire(self) -> list[Endpoint]:
+        """Evict every backend whose lease ran out (in deadline order)."""
         now = self._clock()
-        dead = [bid for bid, rec in self._records.items() if rec.expires_at <= now]
-        return [self._remove(bid) for bid in dead]
+        dead: list[Endpoint] = []
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            deadline, _, backend_id, record = heapq.heappop(heap)
+            if self._records.get(backend_id) is not record or deadline != record.queued_at:
+                continue  # it left, or a sooner entry replaced this one
+            record.queued_at = math.inf
+            if record.expires_at <= now:
+                dead.append(self._remove(backend_id))
+            else:  # renewed since: wait for the new deadline (none while another holds it)
+                self._lease_until(record, backend_id, record.expires_at)
+        return dead
 
     def get(self, backend_id: str) -> Endpoint | None:
         record = self._records.get(backend_id)
