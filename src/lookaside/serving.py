@@ -26,6 +26,8 @@ from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
+from lookaside import gc_pauses
+
 DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 OWN_METHODS_PREFIX = "/lookaside.v1."
 
@@ -242,7 +244,12 @@ async def wait_for_signal() -> signal.Signals:
 
 
 def run(main: Coroutine[Any, Any, int]) -> int:
-    """Run a command's coroutine on uvloop when available, else asyncio's loop."""
+    """Run a command's coroutine on uvloop when available, else asyncio's loop.
+
+    The collector is settled first (:func:`lookaside.gc_pauses.settle`): these
+    are long-running servers, and a full collection is an event-loop pause.
+    """
+    gc_pauses.settle()
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is optional (Linux only)
