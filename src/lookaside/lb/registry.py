@@ -318,8 +318,12 @@ class InMemoryRegistry:
 
     def expire(self) -> list[Endpoint]:
         """Evict every backend whose lease ran out (in deadline order)."""
+        return [endpoint for endpoint, _ in self.expire_with_revisions()]
+
+    def expire_with_revisions(self) -> list[tuple[Endpoint, int]]:
+        """:meth:`expire`, each evicted backend with its record's store revision."""
         now = self._clock()
-        dead: list[Endpoint] = []
+        dead: list[tuple[Endpoint, int]] = []
         heap = self._deadlines
         while heap and heap[0][0] <= now:
             deadline, _, backend_id, record = heapq.heappop(heap)
@@ -327,7 +331,7 @@ class InMemoryRegistry:
                 continue  # it left, or a sooner entry replaced this one
             record.queued_at = math.inf
             if record.expires_at <= now:
-                dead.append(self._remove(backend_id))
+                dead.append((self._remove(backend_id), record.revision))
             else:  # renewed since: wait for the new deadline (none while another holds it)
                 self._lease_until(record, backend_id, record.expires_at)
         return dead

@@ -521,11 +521,10 @@ class EtcdStore:
         return endpoint
 
     def expire(self) -> list[Endpoint]:
-        revisions = {i: self.view.revision(i) for i in self.view.ids() if self.view.held(i)}
-        gone = self.view.expire()
-        for endpoint in gone:
-            self._forget_locally(endpoint.id, revisions.get(endpoint.id, 0))
-        return gone
+        gone = self.view.expire_with_revisions()  # O(due leases), not O(n)
+        for endpoint, revision in gone:
+            self._forget_locally(endpoint.id, revision)
+        return [endpoint for endpoint, _ in gone]
 
     def _forget_locally(self, backend_id: str, revision: int) -> None:
         self._holders.pop(backend_id, None)
