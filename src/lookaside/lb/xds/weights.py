@@ -200,9 +200,9 @@ class WeightEstimator:
         """Service rate x queue factor; the integral controller while rates are unknown."""
         backends = [self._backends[e.id] for e in endpoints]
         rates = self._service_rates(backends, endpoints)
-        levels = self._integrate(backends, endpoints, now)
         if rates is None:
-            return levels
+            return self._integrate(backends, endpoints, now)
+        self._stepped_at = now
         loads = [b.figure / _static(e) for b, e in zip(backends, endpoints, strict=True)]
         known = [load for b, load in zip(backends, loads, strict=True) if b.known]
         floor = max(sum(known) / len(known), 1.0) if known else 1.0
@@ -213,7 +213,10 @@ class WeightEstimator:
         ]
         mean = sum(raw) / len(raw)
         low, high = mean / self.config.max_ratio, mean * self.config.max_ratio
-        return [min(max(w, low), high) for w in raw]
+        for backend, weight in zip(backends, raw, strict=True):
+            # The integral controller, should rates stop, resumes from here (no wind-up).
+            backend.level = min(max(weight, low), high)
+        return [b.level for b in backends]
 
     def _integrate(
         self, backends: list[_Backend], endpoints: tuple[Endpoint, ...], now: float
