@@ -199,6 +199,18 @@ def test_least_load_weighs_each_backend_by_its_service_rate() -> None:
     assert weights == {"fast": 100, "slow": 25}
 
 
+def test_service_rates_are_known_within_a_second_of_traffic_after_a_long_idle_spell() -> None:
+    """The average covers at most the time a backend has served, so idle time does not dilute it."""
+    estimator = WeightEstimator(XdsConfig(rate_smoothing=10))
+    for at in range(1, 60):  # a minute of idle reports
+        estimator.weights("least_load", (rated("fast", 0, 0, at), rated("slow", 0, 0, at)), at)
+    for step in range(1, 11):  # then a second of traffic, reported every 0.1 s
+        at = 60 + step / 10
+        endpoints = (rated("fast", 40, 0.5, at), rated("slow", 10, 0.5, at))
+        weights = estimator.weights("least_load", endpoints, at)
+    assert weights == {"fast": 100, "slow": 25}
+
+
 def test_an_idle_backend_gets_the_mean_service_rate_per_worker() -> None:
     estimator = WeightEstimator(XdsConfig(smoothing=0, rate_smoothing=0))
     for at in (1, 2):

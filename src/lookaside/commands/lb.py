@@ -190,7 +190,8 @@ def add_xds_arguments(parser: argparse.ArgumentParser) -> None:
         "--xds-rate-smoothing",
         type=float,
         default=defaults.rate_smoothing,
-        help="least_load/p2c: seconds over which calls/s and busy share become a service rate",
+        help="least_load/p2c: seconds over which calls/s and busy share become a service "
+        "rate (shorter while a backend has served for less)",
     )
     group.add_argument(
         "--xds-queue-gain",

@@ -20,8 +20,9 @@ class XdsConfig:
     #: before they become weights, so one burst does not swing the weights.
     smoothing: float = 1.0
     #: least_load / p2c: seconds over which each backend's calls/s and busy share
-    #: are smoothed into its service rate, which sets its weight (see ``weights``).
-    rate_smoothing: float = 3.0
+    #: are smoothed into its service rate, which sets its weight (see ``weights``);
+    #: shorter while the backend has served for less time than this.
+    rate_smoothing: float = 10.0
     #: least_load / p2c: a backend queueing (load above one task per worker and
     #: above the mean) gets ``(mean / load) ** queue_gain`` of its weight; 0: never.
     queue_gain: float = 0.5

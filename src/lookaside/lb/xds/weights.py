@@ -10,31 +10,39 @@ number here. What the number means depends on the service's policy:
 * ``least_load`` and ``p2c``: weights that *equalise load* (tasks in flight
   per worker, divided by the static weight), the state ``least_load`` aims
   for. The LB cannot steer each call, so it sets each backend's share to its
-  *service rate*, ``calls/s ÷ share of its workers busy`` (both smoothed over
-  ``rate_smoothing``): a backend four times slower serves a quarter of the
-  calls per busy second, gets a quarter of the share, and every backend then
-  runs equally busy. This is a feed-forward estimate, so the fixed point is
-  reached as soon as the figures are, without first waiting for loads to
-  drift apart and back. It does not spiral: less traffic lowers the calls/s
-  and the busy share alike, and a backend too idle to measure (busy below
-  :data:`BUSY_FLOOR`) gets the mean rate per worker, so it is measured again.
-  On top, a *queue factor* ``(max(mean, 1) / max(load, 1)) ** queue_gain`` on
-  the smoothed loads drains a backend that queued (more than one task per
-  worker, e.g. in the first seconds, while the weights were still equal) and
-  is 1 otherwise: proportional, with no memory, so it cannot wind up.
+  *service rate*: successful calls/s ÷ the share of its workers busy, both
+  smoothed over ``rate_smoothing``, or over the time the backend has served
+  if shorter, so a fresh figure is ready within a second of traffic and a
+  steady one later (the busy share is ``min(load, 1)`` held from one report
+  to the next, since reports come when the load changes). A
+  backend four times slower serves a quarter of the calls per busy second,
+  gets a quarter of the share, and every backend then runs equally busy.
+  This is a feed-forward estimate: the fixed point is reached as soon as the
+  figures are, without waiting for loads to drift apart and back. It does not
+  spiral: less traffic lowers calls/s and busy share alike, and a backend too
+  idle to measure (busy below :data:`BUSY_FLOOR`) gets the mean rate per
+  worker, so it is measured again. (A58's ``qps / utilization`` from each
+  report is the same idea, but the utilisation backends report counts the
+  tasks running at that instant, which is too noisy here.)
 
-  Why not an integral controller on the load alone (the fallback below): the
-  queue already integrates any mismatch between a backend's share and its
-  rate, so two integrators sit in one loop, and behind the smoothing lag and
-  the push gap they overshoot: a slow backend keeps its queue (its load stays
-  high) well after its weight was cut enough, is cut further, drains, and
-  swings back; in the lab's heterogeneous run its weight swung between about
-  5 and 45 of 100 between pushes.
+  On top, a *queue factor* drains a backend that queues (e.g. in the first
+  seconds, while the weights were still equal): each weight is multiplied by
+  ``(max(mean, 1) / max(load, 1)) ** queue_gain`` on the smoothed loads, so
+  only loads above one task per worker differ. It is proportional, with no
+  memory, so it cannot wind up.
 
-  Fallback, while fewer than two backends report a rate: the load-equalising
-  integral controller in log space, ``(mean / load) ** (dt / adapt_period)``
-  per step, whose only fixed point is equal load. Weights start at
-  ``capacity x static weight``.
+  Why not an integral controller on the load alone, as before: the queue
+  already integrates any mismatch between a backend's share and its rate, so
+  two integrators sat in one loop, and behind the smoothing lag and the push
+  gap they overshot: a slow backend kept its queue (its load stayed high)
+  after its weight was cut enough, was cut further, drained and swung back
+  (between about 5 and 45 of 100 in the lab's heterogeneous run).
+  ``tests/unit/test_xds_weights.py`` shows both on a simulated fleet.
+
+  That controller remains the fallback while fewer than two backends report
+  a rate: ``(mean / load) ** (dt / adapt_period)`` per step in log space,
+  whose only fixed point is equal load; it resumes from the weights last
+  computed. Weights start at ``capacity x static weight``.
 * ``weighted_round_robin``: the weight gRFC A58 computes from the report,
   ``qps / (utilization + eps / qps * penalty)``
   (:func:`~lookaside.policies.weighted_round_robin.reported_weight`), smoothed;
@@ -74,6 +82,8 @@ LOAD_EPSILON = 0.05
 #: A backend busier than this share of its workers has a measurable service rate;
 #: one less busy gets the mean rate per worker (its calls/s is mostly noise).
 BUSY_FLOOR = 0.05
+#: Seconds: the shortest average of a backend's rate, about the window its calls/s cover.
+RATE_WARMUP = 1.0
 
 _Sampler = Callable[[Endpoint], float]
 
@@ -94,6 +104,7 @@ class _Backend:
     busy: float = 0.0
     held_busy: float = 0.0
     rated: bool = False
+    serving_since: float | None = None  # its first report with traffic
 
 
 def _static(endpoint: Endpoint) -> float:
@@ -168,11 +179,18 @@ class WeightEstimator:
         if not (math.isfinite(rate) and math.isfinite(endpoint.load)) or endpoint.load < 0:
             return
         rate = max(rate, 0.0)
-        if not backend.rated or self.config.rate_smoothing <= 0:
+        at = endpoint.reported_at
+        if backend.serving_since is None and (rate > 0 or endpoint.load > 0):
+            backend.serving_since = at
+        # A long average is steady, but the first seconds of traffic matter most:
+        # until the backend has served that long, average over what it has served.
+        period = self.config.rate_smoothing
+        if backend.serving_since is not None:
+            period = min(period, max(at - backend.serving_since, RATE_WARMUP))
+        if not backend.rated or period <= 0:
             backend.rate, backend.busy, backend.rated = rate, backend.held_busy, True
         else:
-            dt = endpoint.reported_at - backend.reported_at
-            alpha = 1.0 - math.exp(-dt / self.config.rate_smoothing)
+            alpha = 1.0 - math.exp(-(at - backend.reported_at) / period)
             backend.rate += alpha * (rate - backend.rate)
             backend.busy += alpha * (backend.held_busy - backend.busy)
         backend.held_busy = min(endpoint.load, 1.0)
