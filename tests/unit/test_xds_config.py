@@ -14,6 +14,8 @@ from lookaside.lb.xds.config import XdsConfig
         ("--xds-min-gap", "-1", "xDS min gap must be >= 0 seconds"),
         ("--xds-threshold", "1.5", "xDS threshold must be in [0, 1)"),
         ("--xds-smoothing", "-0.1", "xDS smoothing must be >= 0 seconds"),
+        ("--xds-rate-smoothing", "-1", "xDS rate smoothing must be >= 0 seconds"),
+        ("--xds-queue-gain", "-0.5", "xDS queue gain must be >= 0"),
         ("--xds-adapt-period", "0", "xDS adapt period must be > 0 seconds"),
     ],
 )

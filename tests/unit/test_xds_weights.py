@@ -9,6 +9,7 @@ import pytest
 from lookaside.lb.xds.config import XdsConfig
 from lookaside.lb.xds.weights import WeightEstimator, to_integers, worth_pushing
 from lookaside.model import Endpoint, LoadMetrics
+from tests.unit.xds_fleet import Fleet
 
 
 def backend(
@@ -183,3 +184,81 @@ def test_damping_pushes_membership_and_big_moves_only() -> None:
     assert not worth_pushing(old, {"a": 100, "b": 90}, threshold=0.1)  # b: 0.5 -> 0.47
     assert worth_pushing(old, {"a": 100, "b": 70}, threshold=0.1)  # b: 0.5 -> 0.41
     assert worth_pushing(old, {"a": 100, "b": 90}, threshold=0.0)
+
+
+def rated(backend_id: str, rps: float, load: float, at: float, workers: int = 2) -> Endpoint:
+    return backend(backend_id, rps=rps, load=load, at=at, capacity=workers)
+
+
+def test_least_load_weighs_each_backend_by_its_service_rate() -> None:
+    """calls/s ÷ busy share: a backend serving 10/s half busy serves 20/s fully busy."""
+    estimator = WeightEstimator(XdsConfig(smoothing=0, rate_smoothing=0))
+    for at in (1, 2):  # the busy share is the load held since the previous report
+        endpoints = (rated("fast", 40, 0.5, at), rated("slow", 10, 0.5, at))
+        weights = estimator.weights("least_load", endpoints, at)
+    assert weights == {"fast": 100, "slow": 25}
+
+
+def test_service_rates_are_known_within_a_second_of_traffic_after_a_long_idle_spell() -> None:
+    """The average covers at most the time a backend has served, so idle time does not dilute it."""
+    estimator = WeightEstimator(XdsConfig(rate_smoothing=10))
+    for at in range(1, 60):  # a minute of idle reports
+        estimator.weights("least_load", (rated("fast", 0, 0, at), rated("slow", 0, 0, at)), at)
+    for step in range(1, 11):  # then a second of traffic, reported every 0.1 s
+        at = 60 + step / 10
+        endpoints = (rated("fast", 40, 0.5, at), rated("slow", 10, 0.5, at))
+        weights = estimator.weights("least_load", endpoints, at)
+    assert weights == {"fast": 100, "slow": 25}
+
+
+def test_an_idle_backend_gets_the_mean_service_rate_per_worker() -> None:
+    estimator = WeightEstimator(XdsConfig(smoothing=0, rate_smoothing=0))
+    for at in (1, 2):
+        endpoints = (
+            rated("a", 40, 0.5, at),
+            rated("b", 20, 0.5, at),
+            rated("idle", 0.1, 0.01, at, workers=4),  # too idle to measure: 30/s per worker
+        )
+        weights = estimator.weights("least_load", endpoints, at)
+    assert weights == {"a": 67, "b": 33, "idle": 100}  # 80, 40 and 4 x 30 calls/s
+
+
+def test_a_queueing_backend_is_cut_until_it_drains() -> None:
+    """Loads above one task per worker weigh ``load ** -queue_gain``; no memory."""
+    estimator = WeightEstimator(XdsConfig(smoothing=0, rate_smoothing=0, queue_gain=0.5))
+    steady = (rated("a", 20, 1.0, 1), rated("b", 20, 1.0, 1), rated("c", 20, 1.0, 1))
+    estimator.weights("least_load", steady, 1)
+    queued = (rated("a", 20, 1.0, 2), rated("b", 20, 1.0, 2), rated("c", 20, 7.0, 2))
+    weights = estimator.weights("least_load", queued, 2)
+    assert weights["a"] == weights["b"] == 100
+    assert weights["c"] == pytest.approx(100 * (1 / 7) ** 0.5, abs=1)
+    drained = (rated("a", 20, 0.5, 3), rated("b", 20, 0.5, 3), rated("c", 20, 0.5, 3))
+    estimator.weights("least_load", drained, 3)
+    assert estimator.weights("least_load", drained, 4) == {"a": 100, "b": 100, "c": 100}
+
+
+HETEROGENEOUS = {f"fast{i}": 0.04 for i in range(4)} | {"slow0": 0.16, "slow1": 0.16}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_service_rate_weights_hold_steady_on_a_heterogeneous_fleet(seed: int) -> None:
+    """The lab's heterogeneous run, simulated: 4 x 40 ms + 2 x 160 ms, 2 workers, Poisson 70 %.
+
+    Equal load gives each slow backend 1/18 of the weight; after the first
+    seconds its share stays near that at every push (no swing), and no call
+    queues behind a slow backend for long.
+    """
+    run = Fleet(HETEROGENEOUS, seed=seed).run(20)
+    shares = run.shares("slow0", since=6)
+    assert min(shares) > 0.03 and max(shares) < 0.09
+    assert run.swing(["slow0"], since=6) < 2.0
+    assert run.percentile(99, since=5) < 0.5
+
+
+def test_the_load_only_integral_controller_swings_where_service_rates_do_not() -> None:
+    """Without reported rates (the fallback) the same fleet's slow share swings 3-6x."""
+    swings = [
+        Fleet(HETEROGENEOUS, seed=seed, report_rates=False).run(20).swing(["slow0"], since=6)
+        for seed in (1, 2, 3)
+    ]
+    assert max(swings) > 2.5

@@ -9,7 +9,7 @@ from lookaside.lb.balancer import Balancer
 from lookaside.lb.outlier import OutlierConfig
 from lookaside.lb.registry import InMemoryRegistry
 from lookaside.lb.xds.config import XdsConfig
-from lookaside.lb.xds.publisher import Publisher
+from lookaside.lb.xds.publisher import Later, Publisher
 from lookaside.model import LoadMetrics, Registration
 
 
@@ -64,13 +64,15 @@ def plane(
     config: XdsConfig | None = None,
     outlier: OutlierConfig | None = None,
     watched: bool = True,  # as if an ADS stream subscribed to every assignment
+    schedule: Later | None = None,  # the publisher's timer; None: ``Plane.later``
     **services: str,
 ) -> Plane:
     clock = FakeClock()
     later = FakeLater(clock)
     registry = InMemoryRegistry(ttl=5.0, clock=clock)
     balancer = Balancer(registry, policy, services, clock=clock, outlier=outlier)
-    publisher = Publisher(balancer, config or XdsConfig(smoothing=0), clock, later, services)
+    config = config or XdsConfig(smoothing=0)
+    publisher = Publisher(balancer, config, clock, schedule or later, services)
     if watched:
         publisher.watch(None)
     return Plane(clock, later, registry, balancer, publisher)

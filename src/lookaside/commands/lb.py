@@ -187,10 +187,24 @@ def add_xds_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds over which load figures are averaged before they become weights",
     )
     group.add_argument(
+        "--xds-rate-smoothing",
+        type=float,
+        default=defaults.rate_smoothing,
+        help="least_load/p2c: seconds over which calls/s and busy share become a service "
+        "rate (shorter while a backend has served for less)",
+    )
+    group.add_argument(
+        "--xds-queue-gain",
+        type=float,
+        default=defaults.queue_gain,
+        help="least_load/p2c: exponent cutting the weight of a backend that queues (0: none)",
+    )
+    group.add_argument(
         "--xds-adapt-period",
         type=float,
         default=defaults.adapt_period,
-        help="least_load/p2c: seconds for weights to move e-fold towards equal load",
+        help="least_load/p2c without reported rates: seconds for weights to move e-fold "
+        "towards equal load",
     )
     group.add_argument(
         "--xds-load-reporting",
@@ -205,6 +219,8 @@ def xds_config_from_args(args: argparse.Namespace) -> XdsConfig:
         min_gap=args.xds_min_gap,
         threshold=args.xds_threshold,
         smoothing=args.xds_smoothing,
+        rate_smoothing=args.xds_rate_smoothing,
+        queue_gain=args.xds_queue_gain,
         adapt_period=args.xds_adapt_period,
         load_reporting=args.xds_load_reporting,
     )

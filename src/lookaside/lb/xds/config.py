@@ -19,8 +19,16 @@ class XdsConfig:
     #: Seconds over which load figures are smoothed (exponential moving average)
     #: before they become weights, so one burst does not swing the weights.
     smoothing: float = 1.0
-    #: least_load / p2c: seconds for weights to move e-fold towards equal load.
-    #: Longer than ``smoothing``, so the controller does not chase its own lag.
+    #: least_load / p2c: seconds over which each backend's calls/s and busy share
+    #: are smoothed into its service rate, which sets its weight (see ``weights``);
+    #: shorter while the backend has served for less time than this.
+    rate_smoothing: float = 10.0
+    #: least_load / p2c: a backend queueing (load above one task per worker and
+    #: above the mean) gets ``(mean / load) ** queue_gain`` of its weight; 0: never.
+    queue_gain: float = 0.5
+    #: least_load / p2c while backends report no rate: seconds for weights to move
+    #: e-fold towards equal load. Longer than ``smoothing``, so the controller does
+    #: not chase its own lag.
     adapt_period: float = 2.0
     #: The largest integer weight handed out; the others are scaled to it (>= 1).
     resolution: int = 100
@@ -37,6 +45,10 @@ class XdsConfig:
             raise ValueError("xDS threshold must be in [0, 1)")
         if self.smoothing < 0:
             raise ValueError("xDS smoothing must be >= 0 seconds")
+        if self.rate_smoothing < 0:
+            raise ValueError("xDS rate smoothing must be >= 0 seconds")
+        if self.queue_gain < 0:
+            raise ValueError("xDS queue gain must be >= 0")
         if self.adapt_period <= 0:
             raise ValueError("xDS adapt period must be > 0 seconds")
         if self.resolution < 1:

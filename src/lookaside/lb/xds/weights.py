@@ -7,17 +7,42 @@ number here. What the number means depends on the service's policy:
 * ``round_robin``, ``pick_first``: every backend weighs 1 (pick_first's order
   is carried by priorities, see :mod:`~lookaside.lb.xds.resources`);
 * ``ring_hash``: the static weight given at registration;
-* ``least_load`` and ``p2c``: weights that *equalise load*. The LB cannot
-  steer each call, so it steers the weights: a backend whose smoothed load
-  (tasks in flight per worker, divided by its static weight) is above the
-  service's mean loses weight, one below gains, by ``(mean / load) ** (dt /
-  adapt_period)`` per step — an integral controller in log space, whose only
-  fixed point is equal load. With equal load, a backend four times slower ends
-  with about a quarter of the share (in flight = rate x latency), which is the
-  state ``least_load`` aims for. Weights start at ``capacity x static weight``.
-  A controller, not a formula such as ``rps / load``: any per-backend floor or
-  noise in a formula's denominator gives less traffic -> smaller figure -> less
-  traffic, a spiral; the controller only ever compares loads;
+* ``least_load`` and ``p2c``: weights that *equalise load* (tasks in flight
+  per worker, divided by the static weight), the state ``least_load`` aims
+  for. The LB cannot steer each call, so it sets each backend's share to its
+  *service rate*: successful calls/s ÷ the share of its workers busy, both
+  smoothed over ``rate_smoothing``, or over the time the backend has served
+  if shorter, so a fresh figure is ready within a second of traffic and a
+  steady one later (the busy share is ``min(load, 1)`` held from one report
+  to the next, since reports come when the load changes). A
+  backend four times slower serves a quarter of the calls per busy second,
+  gets a quarter of the share, and every backend then runs equally busy.
+  This is a feed-forward estimate: the fixed point is reached as soon as the
+  figures are, without waiting for loads to drift apart and back. It does not
+  spiral: less traffic lowers calls/s and busy share alike, and a backend too
+  idle to measure (busy below :data:`BUSY_FLOOR`) gets the mean rate per
+  worker, so it is measured again. (A58's ``qps / utilization`` from each
+  report is the same idea, but the utilisation backends report counts the
+  tasks running at that instant, which is too noisy here.)
+
+  On top, a *queue factor* drains a backend that queues (e.g. in the first
+  seconds, while the weights were still equal): each weight is multiplied by
+  ``(max(mean, 1) / max(load, 1)) ** queue_gain`` on the smoothed loads, so
+  only loads above one task per worker differ. It is proportional, with no
+  memory, so it cannot wind up.
+
+  Why not an integral controller on the load alone, as before: the queue
+  already integrates any mismatch between a backend's share and its rate, so
+  two integrators sat in one loop, and behind the smoothing lag and the push
+  gap they overshot: a slow backend kept its queue (its load stayed high)
+  after its weight was cut enough, was cut further, drained and swung back
+  (between about 5 and 45 of 100 in the lab's heterogeneous run).
+  ``tests/unit/test_xds_weights.py`` shows both on a simulated fleet.
+
+  That controller remains the fallback while fewer than two backends report
+  a rate: ``(mean / load) ** (dt / adapt_period)`` per step in log space,
+  whose only fixed point is equal load; it resumes from the weights last
+  computed. Weights start at ``capacity x static weight``.
 * ``weighted_round_robin``: the weight gRFC A58 computes from the report,
   ``qps / (utilization + eps / qps * penalty)``
   (:func:`~lookaside.policies.weighted_round_robin.reported_weight`), smoothed;
@@ -54,6 +79,11 @@ STATIC = frozenset({"ring_hash"})
 _A58_PENALTY = WrrConfig().error_utilization_penalty
 #: Added to every load before comparing, so near-idle backends (noise) keep their weights.
 LOAD_EPSILON = 0.05
+#: A backend busier than this share of its workers has a measurable service rate;
+#: one less busy gets the mean rate per worker (its calls/s is mostly noise).
+BUSY_FLOOR = 0.05
+#: Seconds: the shortest average of a backend's rate, about the window its calls/s cover.
+RATE_WARMUP = 1.0
 
 _Sampler = Callable[[Endpoint], float]
 
@@ -68,6 +98,13 @@ class _Backend:
     reported_at: float = -math.inf
     figure: float = 0.0  # smoothed load (load-aware) or A58 weight
     known: bool = False
+    # load-aware: smoothed successful calls/s and share of workers busy, min(load, 1)
+    # held from one report to the next (reports come when the load changes)
+    rate: float = 0.0
+    busy: float = 0.0
+    held_busy: float = 0.0
+    rated: bool = False
+    serving_since: float | None = None  # its first report with traffic
 
 
 def _static(endpoint: Endpoint) -> float:
@@ -89,7 +126,7 @@ class WeightEstimator:
     def weights(self, policy: str, endpoints: tuple[Endpoint, ...], now: float) -> dict[str, int]:
         """Integer weight (>= 1) per backend id, for the service's policy, at time ``now``."""
         if policy in LOAD_AWARE:
-            self._observe(endpoints, lambda e: e.load)
+            self._observe(endpoints, lambda e: e.load, rated=True)
             raw = self._equalise(endpoints, now)
         elif policy in A58:
             self._observe(endpoints, lambda e: reported_weight(e, _A58_PENALTY))
@@ -100,7 +137,9 @@ class WeightEstimator:
             raw = [1.0] * len(endpoints)
         return dict(zip((e.id for e in endpoints), to_integers(raw, self.config), strict=True))
 
-    def _observe(self, endpoints: tuple[Endpoint, ...], sample_of: _Sampler) -> None:
+    def _observe(
+        self, endpoints: tuple[Endpoint, ...], sample_of: _Sampler, rated: bool = False
+    ) -> None:
         """Fold each backend's newest report into its average; forget backends that left."""
         backends: dict[str, _Backend] = {}
         per_unit: float | None = None  # the incumbents' mean, computed once: O(n), not O(n²)
@@ -112,6 +151,8 @@ class WeightEstimator:
                     per_unit = self._level_per_unit()
                 backend = _Backend(endpoint.registered_at, unit, per_unit * unit)
             if endpoint.reported_at > 0 and endpoint.reported_at >= backend.reported_at:
+                if rated and endpoint.reported_at > backend.reported_at:
+                    self._fold_rate(backend, endpoint)
                 self._fold(backend, sample_of(endpoint), endpoint.reported_at)
             backends[endpoint.id] = backend
         self._backends = backends
@@ -132,9 +173,73 @@ class WeightEstimator:
         backend.figure += alpha * (sample - backend.figure)
         backend.reported_at = at
 
+    def _fold_rate(self, backend: _Backend, endpoint: Endpoint) -> None:
+        """Smooth calls/s and the busy share, the latter held since the previous report."""
+        rate = endpoint.metrics.rps_fractional - endpoint.metrics.eps
+        if not (math.isfinite(rate) and math.isfinite(endpoint.load)) or endpoint.load < 0:
+            return
+        rate = max(rate, 0.0)
+        at = endpoint.reported_at
+        if backend.serving_since is None and (rate > 0 or endpoint.load > 0):
+            backend.serving_since = at
+        # A long average is steady, but the first seconds of traffic matter most:
+        # until the backend has served that long, average over what it has served.
+        period = self.config.rate_smoothing
+        if backend.serving_since is not None:
+            period = min(period, max(at - backend.serving_since, RATE_WARMUP))
+        if not backend.rated or period <= 0:
+            backend.rate, backend.busy, backend.rated = rate, backend.held_busy, True
+        else:
+            alpha = 1.0 - math.exp(-(at - backend.reported_at) / period)
+            backend.rate += alpha * (rate - backend.rate)
+            backend.busy += alpha * (backend.held_busy - backend.busy)
+        backend.held_busy = min(endpoint.load, 1.0)
+
+    def _service_rates(
+        self, backends: list[_Backend], endpoints: tuple[Endpoint, ...]
+    ) -> list[float] | None:
+        """Calls/s each backend serves fully busy, x its static weight; None: under two known."""
+        per_worker: list[float | None] = [
+            b.rate / b.busy / max(e.capacity, 1)
+            if b.rated and b.busy >= BUSY_FLOOR and b.rate > 0
+            else None
+            for b, e in zip(backends, endpoints, strict=True)
+        ]
+        known = [r for r in per_worker if r is not None]
+        if len(known) < 2:
+            return None
+        mean = sum(known) / len(known)
+        return [
+            (mean if r is None else r) * max(e.capacity, 1) * _static(e)
+            for r, e in zip(per_worker, endpoints, strict=True)
+        ]
+
     def _equalise(self, endpoints: tuple[Endpoint, ...], now: float) -> list[float]:
-        """One controller step: levels move towards equal load per unit of static weight."""
+        """Service rate x queue factor; the integral controller while rates are unknown."""
         backends = [self._backends[e.id] for e in endpoints]
+        rates = self._service_rates(backends, endpoints)
+        if rates is None:
+            return self._integrate(backends, endpoints, now)
+        self._stepped_at = now
+        loads = [b.figure / _static(e) for b, e in zip(backends, endpoints, strict=True)]
+        known = [load for b, load in zip(backends, loads, strict=True) if b.known]
+        floor = max(sum(known) / len(known), 1.0) if known else 1.0
+        gain = self.config.queue_gain
+        raw = [
+            rate * (floor / max(load, 1.0)) ** gain if b.known else rate
+            for rate, b, load in zip(rates, backends, loads, strict=True)
+        ]
+        mean = sum(raw) / len(raw)
+        low, high = mean / self.config.max_ratio, mean * self.config.max_ratio
+        for backend, weight in zip(backends, raw, strict=True):
+            # The integral controller, should rates stop, resumes from here (no wind-up).
+            backend.level = min(max(weight, low), high)
+        return [b.level for b in backends]
+
+    def _integrate(
+        self, backends: list[_Backend], endpoints: tuple[Endpoint, ...], now: float
+    ) -> list[float]:
+        """One integral-controller step: levels move towards equal load per unit of static."""
         dt = 0.0 if self._stepped_at is None else max(now - self._stepped_at, 0.0)
         self._stepped_at = now
         known = [(b, b.figure / _static(e)) for b, e in zip(backends, endpoints, strict=True)]
