@@ -159,11 +159,15 @@ def test_load_reports_from_a_stock_client_eject_a_hung_backend(cluster: Cluster)
             20,
             "b ejected from the stock client's load reports",
         )
-        ejected = client.now()
-        client.wait_until_time(ejected + 3.0, 20)
-        after = client.served_since(ejected + 1.5)
+        ejected = client.next_time()
+        # The removal reaches the client within 1 s; a call sent to b just before
+        # it fails at its 0.5 s deadline; a window reports calls ended up to 0.5 s
+        # before its time.
+        settled = ejected + 1.0 + 0.5 + 0.5
+        client.wait_until_time(settled + 1.5, 20)
+        after = client.served_since(settled)
         assert after["b"] == 0 and after["a"] > 0 and after["c"] > 0, after
-        assert client.failed_since(ejected + 1.5) == 0
+        assert client.failed_since(settled) == 0
         assert client.failed_since(stopped) > 0  # it was the client's failures that counted
     finally:
         cluster.backends["b"].signal(signal.SIGCONT)

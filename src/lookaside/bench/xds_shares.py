@@ -145,6 +145,16 @@ class StockClient:
         """The client's clock: the end of its latest window (0 before the first)."""
         return self.windows[-1].t if self.windows else 0.0
 
+    def next_time(self, timeout: float = 5.0) -> float:
+        """The end of the next window: a client time no earlier than this call.
+
+        ``now()`` lags the present by up to a window; a deadline counted from it
+        would be that much stricter than it says.
+        """
+        seen = len(self.windows)
+        self.wait_for(lambda: len(self.windows) > seen, timeout, "its next window")
+        return self.windows[seen].t
+
     def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
